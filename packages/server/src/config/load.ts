@@ -1,0 +1,121 @@
+import { existsSync, readFileSync } from 'node:fs';
+import type { z } from 'zod';
+import { RevokdError } from '../core/errors.ts';
+import { type Config, configSchema } from './schema.ts';
+
+/** Environment variables and the configuration key each one sets. Values are parsed as JSON when they parse. */
+export const ENV_KEYS: Readonly<Record<string, readonly string[]>> = {
+  REVOKD_ISSUER: ['issuer'],
+  REVOKD_HOST: ['http', 'host'],
+  REVOKD_PORT: ['http', 'port'],
+  REVOKD_TRUST_PROXY: ['http', 'trustProxy'],
+  REVOKD_DB_PATH: ['store', 'path'],
+  REVOKD_SIGNING_ALGORITHM: ['signing', 'algorithm'],
+  REVOKD_ACCESS_TOKEN_TTL_SECONDS: ['tokens', 'accessTokenTtlSeconds'],
+  REVOKD_REFRESH_REUSE_GRACE_SECONDS: ['tokens', 'refreshReuseGraceSeconds'],
+  REVOKD_RATE_LIMIT_ENABLED: ['rateLimit', 'enabled'],
+  REVOKD_LOG_LEVEL: ['log', 'level'],
+};
+
+export const DEFAULT_CONFIG_FILE = 'revokd.config.json';
+
+export interface LoadOptions {
+  /** Path of a JSON config file; when absent, `./revokd.config.json` is read if it exists. */
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** Highest-precedence overrides (command-line flags), as a partial config. */
+  overrides?: Record<string, unknown>;
+}
+
+/**
+ * Loads the configuration: defaults ← file ← environment ← overrides, validated once and deep-frozen.
+ * Throws a {@link RevokdError} `REVOKD_CONFIG_INVALID` whose message names every offending key.
+ */
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const raw: Record<string, unknown> = readConfigFile(options.file ?? env.REVOKD_CONFIG);
+  for (const [name, path] of Object.entries(ENV_KEYS)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') setPath(raw, path, parseEnvValue(value));
+  }
+  if (options.overrides) deepMerge(raw, options.overrides);
+  raw.issuer ??= defaultIssuer(raw);
+  return parseConfig(raw);
+}
+
+/** Validates a raw config object (already merged) and freezes it. */
+export function parseConfig(raw: unknown): Config {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    throw new RevokdError('REVOKD_CONFIG_INVALID', `invalid configuration:\n${formatIssues(result.error)}`);
+  }
+  return deepFreeze(result.data);
+}
+
+function readConfigFile(file: string | undefined): Record<string, unknown> {
+  const path = file ?? (existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  if (path === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new RevokdError(
+      'REVOKD_CONFIG_INVALID',
+      `cannot read config file ${path}: ${(error as Error).message}`,
+    );
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new RevokdError('REVOKD_CONFIG_INVALID', `config file ${path} must hold a JSON object`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function defaultIssuer(raw: Record<string, unknown>): string {
+  const http = (raw.http ?? {}) as { host?: unknown; port?: unknown };
+  const port = typeof http.port === 'number' ? http.port : 8080;
+  return `http://localhost:${port}`;
+}
+
+function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `  - ${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .join('\n');
+}
+
+function parseEnvValue(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch {
+    return value;
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path.at(-1)!] = value;
+}
+
+function deepMerge(target: Record<string, unknown>, source: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(source)) {
+    const current = target[key];
+    if (isPlainObject(value) && isPlainObject(current)) deepMerge(current, value);
+    else if (value !== undefined) target[key] = value;
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

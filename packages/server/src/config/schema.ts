@@ -1,0 +1,153 @@
+import { z } from 'zod';
+
+/** Grant types revokd implements at the token endpoint. */
+export const GRANT_TYPES = {
+  clientCredentials: 'client_credentials',
+  refreshToken: 'refresh_token',
+  tokenExchange: 'urn:ietf:params:oauth:grant-type:token-exchange',
+} as const;
+export type GrantType = (typeof GRANT_TYPES)[keyof typeof GRANT_TYPES];
+const grantType = z.enum([
+  GRANT_TYPES.clientCredentials,
+  GRANT_TYPES.refreshToken,
+  GRANT_TYPES.tokenExchange,
+]);
+
+export const SIGNING_ALGORITHMS = ['EdDSA', 'ES256', 'RS256', 'PS256'] as const;
+export type SigningAlgorithm = (typeof SIGNING_ALGORITHMS)[number];
+
+/** Scope that lets an access token call the admin API (audience {@link ADMIN_AUDIENCE}). */
+export const ADMIN_SCOPE = 'revokd:admin';
+export const ADMIN_AUDIENCE = 'urn:revokd:admin';
+
+const seconds = (max: number) => z.number().int().positive().max(max);
+const DAY = 86_400;
+const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be a scope-token (RFC 6749 §3.3)');
+const identifier = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[\x21-\x7E]+$/, 'must be printable ASCII without spaces');
+
+export const clientSchema = z.strictObject({
+  /** The `client_id`. */
+  id: identifier,
+  /** `sha256:` + base64url of SHA-256 of the secret, as printed by `revokd client add`. */
+  secretHash: z
+    .string()
+    .regex(/^sha256:[A-Za-z0-9_-]{43}$/, 'must be "sha256:" followed by 43 base64url characters'),
+  grants: z.array(grantType).min(1),
+  /** Audiences (`aud`) this client may obtain tokens for; the first is the default. */
+  audiences: z.array(z.string().min(1).max(512)).min(1),
+  /** Scopes this client may request; requesting none grants all of them. */
+  scopes: z.array(scopeToken).default([]),
+  /** Overrides `tokens.accessTokenTtlSeconds`; must not exceed `tokens.maxAccessTokenTtlSeconds`. */
+  accessTokenTtlSeconds: seconds(DAY).optional(),
+  /** OpenID Connect Back-Channel Logout URI. */
+  backchannelLogoutUri: z.url({ protocol: /^https?$/ }).optional(),
+  /** May introspect tokens issued to other clients (a resource server). */
+  canIntrospect: z.boolean().default(false),
+  /** Claim names a trusted backend may set on user sessions it opens through token exchange. */
+  sessionClaims: z.array(z.string().regex(/^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/)).default([]),
+});
+export type ClientConfig = z.infer<typeof clientSchema>;
+
+const rateSchema = z.strictObject({
+  /** Sustained requests per second. */
+  ratePerSecond: z.number().positive().max(1_000_000),
+  /** Requests allowed in a burst above the sustained rate. */
+  burst: z.number().int().positive().max(1_000_000),
+});
+
+export const configSchema = z
+  .strictObject({
+    /** The issuer identifier (`iss`), an https URL in production (RFC 8414 §2). */
+    issuer: z.url({ protocol: /^https?$/ }).refine((u) => !u.includes('?') && !u.includes('#'), {
+      message: 'must not contain a query or fragment (RFC 8414 §2)',
+    }),
+    http: z
+      .strictObject({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65_535).default(8080),
+        /** Largest accepted request body. */
+        bodyLimitBytes: z.number().int().min(1024).max(1_048_576).default(16_384),
+        /** Trust `X-Forwarded-For` (behind a reverse proxy) for per-address rate limits. */
+        trustProxy: z.boolean().default(false),
+      })
+      .prefault({}),
+    store: z
+      .discriminatedUnion('kind', [
+        z.strictObject({ kind: z.literal('sqlite'), path: z.string().min(1).default('./data/revokd.db') }),
+      ])
+      .prefault({ kind: 'sqlite' }),
+    tokens: z
+      .strictObject({
+        accessTokenTtlSeconds: seconds(DAY).default(300),
+        /** Upper bound on any access token's lifetime; not-before rules expire after it. */
+        maxAccessTokenTtlSeconds: seconds(DAY).default(3600),
+        /** A session whose refresh token is unused this long ends. */
+        refreshIdleTtlSeconds: seconds(365 * DAY).default(14 * DAY),
+        /** A session ends this long after it began, however active. */
+        refreshAbsoluteTtlSeconds: seconds(365 * DAY).default(30 * DAY),
+        /**
+         * Within this many seconds of a rotation, presenting the rotated token again returns the same successor
+         * (a client's own concurrent refresh); after it, or for older tokens, it is reuse. 0 disables the grace.
+         */
+        refreshReuseGraceSeconds: z.number().int().min(0).max(300).default(10),
+        /** Margin for clock differences between revokd and guards, added to every rule's expiry. */
+        clockSkewSeconds: z.number().int().min(0).max(300).default(30),
+      })
+      .prefault({}),
+    signing: z
+      .strictObject({
+        algorithm: z.enum(SIGNING_ALGORITHMS).default('EdDSA'),
+      })
+      .prefault({}),
+    rateLimit: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        perClient: rateSchema.default({ ratePerSecond: 200, burst: 400 }),
+        perAddress: rateSchema.default({ ratePerSecond: 500, burst: 1000 }),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .prefault({}),
+    /** Clients declared here are created or updated in the store at start (clients added by the CLI live there too). */
+    clients: z.array(clientSchema).default([]),
+  })
+  .superRefine((config, ctx) => {
+    const { tokens } = config;
+    if (tokens.accessTokenTtlSeconds > tokens.maxAccessTokenTtlSeconds) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tokens', 'accessTokenTtlSeconds'],
+        message: 'must not exceed tokens.maxAccessTokenTtlSeconds',
+      });
+    }
+    if (tokens.refreshIdleTtlSeconds > tokens.refreshAbsoluteTtlSeconds) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tokens', 'refreshIdleTtlSeconds'],
+        message: 'must not exceed tokens.refreshAbsoluteTtlSeconds',
+      });
+    }
+    const seen = new Set<string>();
+    config.clients.forEach((client, i) => {
+      if (seen.has(client.id))
+        ctx.addIssue({ code: 'custom', path: ['clients', i, 'id'], message: 'duplicate id' });
+      seen.add(client.id);
+      if ((client.accessTokenTtlSeconds ?? 0) > tokens.maxAccessTokenTtlSeconds) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clients', i, 'accessTokenTtlSeconds'],
+          message: 'must not exceed tokens.maxAccessTokenTtlSeconds',
+        });
+      }
+    });
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
