@@ -55,7 +55,7 @@ export function buildApp(runtime: Runtime, options: AppOptions = {}): FastifyIns
     bodyLimit: config.http.bodyLimitBytes,
     trustProxy: config.http.trustProxy,
     // Parameter names and values are ours to parse; reject absurd URLs before routing.
-    maxParamLength: 512,
+    routerOptions: { maxParamLength: 512 },
     return503OnClosing: true,
   });
   const metrics = new Metrics(runtime);
