@@ -14,7 +14,6 @@ export type OAuthErrorCode =
   | 'unsupported_grant_type'
   | 'invalid_scope'
   | 'invalid_target'
-  | 'unsupported_token_type'
   | 'invalid_token'
   | 'insufficient_scope'
   | 'access_denied'
@@ -31,7 +30,6 @@ const DEFAULT_STATUS: Readonly<Record<OAuthErrorCode, number>> = {
   unsupported_grant_type: 400,
   invalid_scope: 400,
   invalid_target: 400,
-  unsupported_token_type: 400,
   invalid_token: 401,
   insufficient_scope: 403,
   access_denied: 403,
