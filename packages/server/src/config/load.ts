@@ -3,18 +3,20 @@ import type { z } from 'zod';
 import { RevokdError } from '../core/errors.ts';
 import { type Config, configSchema } from './schema.ts';
 
-/** Environment variables and the configuration key each one sets. Values are parsed as JSON when they parse. */
-export const ENV_KEYS: Readonly<Record<string, readonly string[]>> = {
-  REVOKD_ISSUER: ['issuer'],
-  REVOKD_HOST: ['http', 'host'],
-  REVOKD_PORT: ['http', 'port'],
-  REVOKD_TRUST_PROXY: ['http', 'trustProxy'],
-  REVOKD_DB_PATH: ['store', 'path'],
-  REVOKD_SIGNING_ALGORITHM: ['signing', 'algorithm'],
-  REVOKD_ACCESS_TOKEN_TTL_SECONDS: ['tokens', 'accessTokenTtlSeconds'],
-  REVOKD_REFRESH_REUSE_GRACE_SECONDS: ['tokens', 'refreshReuseGraceSeconds'],
-  REVOKD_RATE_LIMIT_ENABLED: ['rateLimit', 'enabled'],
-  REVOKD_LOG_LEVEL: ['log', 'level'],
+type EnvType = 'string' | 'integer' | 'boolean';
+
+/** Environment variables, the configuration key each one sets, and how its text is read. */
+export const ENV_KEYS: Readonly<Record<string, { readonly path: readonly string[]; readonly type: EnvType }>> = {
+  REVOKD_ISSUER: { path: ['issuer'], type: 'string' },
+  REVOKD_HOST: { path: ['http', 'host'], type: 'string' },
+  REVOKD_PORT: { path: ['http', 'port'], type: 'integer' },
+  REVOKD_TRUST_PROXY: { path: ['http', 'trustProxy'], type: 'boolean' },
+  REVOKD_DB_PATH: { path: ['store', 'path'], type: 'string' },
+  REVOKD_SIGNING_ALGORITHM: { path: ['signing', 'algorithm'], type: 'string' },
+  REVOKD_ACCESS_TOKEN_TTL_SECONDS: { path: ['tokens', 'accessTokenTtlSeconds'], type: 'integer' },
+  REVOKD_REFRESH_REUSE_GRACE_SECONDS: { path: ['tokens', 'refreshReuseGraceSeconds'], type: 'integer' },
+  REVOKD_RATE_LIMIT_ENABLED: { path: ['rateLimit', 'enabled'], type: 'boolean' },
+  REVOKD_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
 };
 
 export const DEFAULT_CONFIG_FILE = 'revokd.config.json';
@@ -34,11 +36,13 @@ export interface LoadOptions {
 export function loadConfig(options: LoadOptions = {}): Config {
   const env = options.env ?? process.env;
   const raw: Record<string, unknown> = readConfigFile(options.file ?? env.REVOKD_CONFIG);
-  for (const [name, path] of Object.entries(ENV_KEYS)) {
+  for (const [name, { path, type }] of Object.entries(ENV_KEYS)) {
     const value = env[name];
-    if (value !== undefined && value !== '') setPath(raw, path, parseEnvValue(value));
+    if (value !== undefined && value !== '') setPath(raw, path, parseEnvValue(value, type));
   }
   if (options.overrides) deepMerge(raw, options.overrides);
+  // A store given only a path (REVOKD_DB_PATH, or a file's `store.path`) is the embedded SQLite store, the default.
+  if (isPlainObject(raw.store) && raw.store.kind === undefined) raw.store.kind = 'sqlite';
   raw.issuer ??= defaultIssuer(raw);
   return parseConfig(raw);
 }
@@ -82,12 +86,11 @@ function formatIssues(error: z.ZodError): string {
     .join('\n');
 }
 
-function parseEnvValue(value: string): unknown {
-  try {
-    return JSON.parse(value);
-  } catch {
-    return value;
-  }
+/** Text that does not read as the expected type is passed on as is, so validation names the key. */
+function parseEnvValue(value: string, type: EnvType): unknown {
+  if (type === 'integer' && /^-?\d+$/.test(value.trim())) return Number(value);
+  if (type === 'boolean' && (value === 'true' || value === 'false')) return value === 'true';
+  return value;
 }
 
 function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {

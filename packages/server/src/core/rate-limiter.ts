@@ -22,6 +22,7 @@ export class RateLimiter {
   readonly #limit: RateLimit;
   readonly #buckets = new Map<string, Bucket>();
   readonly #maxKeys: number;
+  #lastSweepMs = Number.NEGATIVE_INFINITY;
 
   constructor(limit: RateLimit, maxKeys = 100_000) {
     this.#limit = limit;
@@ -32,7 +33,7 @@ export class RateLimiter {
     const { ratePerSecond, burst } = this.#limit;
     let bucket = this.#buckets.get(key);
     if (!bucket) {
-      if (this.#buckets.size >= this.#maxKeys) this.sweep(nowMs);
+      if (this.#buckets.size >= this.#maxKeys) this.#makeRoom(nowMs);
       bucket = { tokens: burst, updatedAtMs: nowMs };
       this.#buckets.set(key, bucket);
     } else {
@@ -45,6 +46,21 @@ export class RateLimiter {
       return ALLOWED;
     }
     return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / ratePerSecond)) };
+  }
+
+  /**
+   * Keeps the map bounded under a flood of new keys: sweep at most once a second, and if that frees nothing,
+   * forget the oldest bucket.
+   */
+  #makeRoom(nowMs: number): void {
+    if (nowMs - this.#lastSweepMs >= 1000) {
+      this.#lastSweepMs = nowMs;
+      this.sweep(nowMs);
+    }
+    if (this.#buckets.size >= this.#maxKeys) {
+      const oldest = this.#buckets.keys().next().value;
+      if (oldest !== undefined) this.#buckets.delete(oldest);
+    }
   }
 
   /** Forgets buckets that would be full by now. */

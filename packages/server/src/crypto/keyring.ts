@@ -120,7 +120,8 @@ export class Keyring {
         issuer: options.issuer,
         typ: options.typ,
         algorithms: [...SIGNING_ALGORITHMS],
-        ...(options.currentDate ? { currentDate: options.currentDate } : {}),
+        // Time comes from the runtime's clock, like every other time decision (exp, nbf, rule expiry).
+        currentDate: options.currentDate ?? new Date(this.#clock.nowMs()),
       },
     );
     return payload;
