@@ -17,7 +17,10 @@ export interface Store {
 
   // --- signing keys and server secrets ---
   listSigningKeys(): Promise<SigningKeyRecord[]>;
-  /** Creates or replaces these keys together (a rotation changes two at once) and records the audit events. */
+  /**
+   * Creates these keys, or updates the state and publication end of existing ones, together (a rotation changes
+   * two at once), and records the audit events.
+   */
   saveSigningKeys(keys: readonly SigningKeyRecord[], audit: readonly AuditEvent[]): Promise<void>;
   /** Returns the named secret, creating it with `create()` on first use; concurrent first uses agree on one value. */
   getOrCreateSecret(name: string, create: () => string): Promise<string>;

@@ -53,29 +53,34 @@ export class GroupCommit {
       this.#failAll(batch, cause);
       return;
     }
-    for (const write of batch) {
-      db.exec('SAVEPOINT write');
-      try {
-        outcomes.push({ ok: true, value: write.run() });
-        db.exec('RELEASE write');
-      } catch (error) {
-        db.exec('ROLLBACK TO write');
-        db.exec('RELEASE write');
-        outcomes.push({ ok: false, error });
-      }
-    }
     try {
+      for (const write of batch) {
+        db.exec('SAVEPOINT write');
+        try {
+          outcomes.push({ ok: true, value: write.run() });
+          db.exec('RELEASE write');
+        } catch (error) {
+          // If even this fails (an I/O error aborted the transaction), the outer catch fails the whole batch.
+          db.exec('ROLLBACK TO write');
+          db.exec('RELEASE write');
+          outcomes.push({ ok: false, error });
+        }
+      }
       db.exec('COMMIT');
     } catch (cause) {
       try {
         db.exec('ROLLBACK');
       } catch {
-        // The failed COMMIT may already have rolled back.
+        // SQLite may already have rolled the transaction back.
       }
       this.#failAll(batch, cause);
       return;
     }
-    this.#hooks.committed();
+    try {
+      this.#hooks.committed();
+    } catch {
+      // The writes are durable whatever a listener does; log followers catch up by reading the log.
+    }
     batch.forEach((write, i) => {
       const outcome = outcomes[i]!;
       if (outcome.ok) write.resolve(outcome.value);

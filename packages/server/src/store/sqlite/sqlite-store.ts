@@ -52,13 +52,14 @@ export class SqliteStore implements Store {
   /** Opens (creating if needed) the database and applies pending migrations. */
   static open(options: SqliteStoreOptions): SqliteStore {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-    let db: DatabaseSync;
+    let db: DatabaseSync | undefined;
     try {
       db = new DatabaseSync(options.path);
       db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
         PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)};`);
       migrate(db);
     } catch (cause) {
+      db?.close();
       throw new RevokdError('REVOKD_STORE_UNAVAILABLE', `cannot open SQLite store at ${options.path}`, {
         cause,
       });
@@ -89,13 +90,17 @@ export class SqliteStore implements Store {
 
   // --- clients ---
 
-  async getClient(id: string): Promise<ClientRecord | undefined> {
-    const row = this.#sql.getClient.get(id) as Row | undefined;
-    return row ? toClient(row) : undefined;
+  getClient(id: string): Promise<ClientRecord | undefined> {
+    return this.#read(() => {
+      const row = this.#sql.getClient.get(id) as Row | undefined;
+      return row ? toClient(row) : undefined;
+    });
   }
 
-  async listClients(): Promise<ClientRecord[]> {
-    return (this.#sql.listClients.all() as Row[]).map(toClient);
+  listClients(): Promise<ClientRecord[]> {
+    return this.#read(() => {
+      return (this.#sql.listClients.all() as Row[]).map(toClient);
+    });
   }
 
   saveClient(client: ClientRecord): Promise<void> {
@@ -111,16 +116,18 @@ export class SqliteStore implements Store {
 
   // --- keys and secrets ---
 
-  async listSigningKeys(): Promise<SigningKeyRecord[]> {
-    return (this.#sql.listKeys.all() as Row[]).map((row) => ({
-      kid: row.kid as string,
-      alg: row.alg as SigningKeyRecord['alg'],
-      privateJwk: JSON.parse(row.private_jwk as string),
-      publicJwk: JSON.parse(row.public_jwk as string),
-      state: row.state as SigningKeyRecord['state'],
-      createdAtMs: row.created_at_ms as number,
-      publishUntilMs: (row.publish_until_ms as number | null) ?? undefined,
-    }));
+  listSigningKeys(): Promise<SigningKeyRecord[]> {
+    return this.#read(() => {
+      return (this.#sql.listKeys.all() as Row[]).map((row) => ({
+        kid: row.kid as string,
+        alg: row.alg as SigningKeyRecord['alg'],
+        privateJwk: JSON.parse(row.private_jwk as string),
+        publicJwk: JSON.parse(row.public_jwk as string),
+        state: row.state as SigningKeyRecord['state'],
+        createdAtMs: row.created_at_ms as number,
+        publishUntilMs: (row.publish_until_ms as number | null) ?? undefined,
+      }));
+    });
   }
 
   saveSigningKeys(keys: readonly SigningKeyRecord[], audit: readonly AuditEvent[]): Promise<void> {
@@ -237,42 +244,49 @@ export class SqliteStore implements Store {
         }
       }
       this.#insertAudit(input.audit(outcome));
+      // Last, so a write that failed above (the audit callback included) has published nothing.
+      if (outcome.kind === 'reuse') this.#appended.push(...outcome.entries);
       return outcome;
     });
   }
 
-  async findRefreshToken(hash: string): Promise<RefreshTokenView | undefined> {
-    const row = this.#sql.findToken.get(hash) as Row | undefined;
-    if (!row) return undefined;
-    return {
-      fid: row.fid as string,
-      session: toSession(row),
-      issuedAtMs: row.issued_at_ms as number,
-      rotated: row.rotated_at_ms !== null,
-      familyRevoked: row.family_revoked_at_ms !== null,
-      subjectSuspended: row.suspended_at_ms !== null,
-    };
+  findRefreshToken(hash: string): Promise<RefreshTokenView | undefined> {
+    return this.#read(() => {
+      const row = this.#sql.findToken.get(hash) as Row | undefined;
+      if (!row) return undefined;
+      return {
+        fid: row.fid as string,
+        session: toSession(row),
+        issuedAtMs: row.issued_at_ms as number,
+        rotated: row.rotated_at_ms !== null,
+        familyRevoked: row.family_revoked_at_ms !== null,
+        subjectSuspended: row.suspended_at_ms !== null,
+      };
+    });
   }
 
-  async getSession(sid: string): Promise<SessionRecord | undefined> {
-    const row = this.#sql.getSession.get(sid) as Row | undefined;
-    return row ? toSession(row) : undefined;
+  getSession(sid: string): Promise<SessionRecord | undefined> {
+    return this.#read(() => {
+      const row = this.#sql.getSession.get(sid) as Row | undefined;
+      return row ? toSession(row) : undefined;
+    });
   }
 
-  async listSessions(
-    subject: string,
-    options: { includeEnded: boolean; nowMs: number },
-  ): Promise<SessionRecord[]> {
-    const rows = this.#sql.listSessions.all(subject) as Row[];
-    return rows
-      .map(toSession)
-      .filter(
-        (s) => options.includeEnded || (s.endedAtMs === undefined && s.absoluteExpiresAtMs > options.nowMs),
-      );
+  listSessions(subject: string, options: { includeEnded: boolean; nowMs: number }): Promise<SessionRecord[]> {
+    return this.#read(() => {
+      const rows = this.#sql.listSessions.all(subject) as Row[];
+      return rows
+        .map(toSession)
+        .filter(
+          (s) => options.includeEnded || (s.endedAtMs === undefined && s.absoluteExpiresAtMs > options.nowMs),
+        );
+    });
   }
 
-  async isSubjectSuspended(subject: string): Promise<boolean> {
-    return this.#suspended(subject);
+  isSubjectSuspended(subject: string): Promise<boolean> {
+    return this.#read(() => {
+      return this.#suspended(subject);
+    });
   }
 
   reinstateSubject(subject: string, audit: AuditEvent): Promise<boolean> {
@@ -286,25 +300,33 @@ export class SqliteStore implements Store {
   // --- revocation log ---
 
   revoke(request: RevocationRequest): Promise<LogEntry[]> {
-    return this.#writer.write(() => this.#revokeInTransaction(request));
+    return this.#writer.write(() => {
+      const entries = this.#revokeInTransaction(request);
+      this.#appended.push(...entries);
+      return entries;
+    });
   }
 
-  async readLog(afterCursor: number, limit: number): Promise<LogEntry[]> {
-    return (this.#sql.readLog.all(afterCursor, limit) as Row[]).map(toEntry);
+  readLog(afterCursor: number, limit: number): Promise<LogEntry[]> {
+    return this.#read(() => {
+      return (this.#sql.readLog.all(afterCursor, limit) as Row[]).map(toEntry);
+    });
   }
 
-  async snapshot(nowMs: number): Promise<Snapshot> {
-    // One read transaction, so the rules and the cursor describe the same instant of the log.
-    this.#db.exec('BEGIN');
-    try {
-      const rules = (this.#sql.activeRules.all(nowMs) as Row[]).map(
-        (row) => JSON.parse(row.rule as string) as Rule,
-      );
-      const cursor = (this.#sql.lastCursor.get() as { cursor: number }).cursor;
-      return { rules, cursor };
-    } finally {
-      this.#db.exec('COMMIT');
-    }
+  snapshot(nowMs: number): Promise<Snapshot> {
+    return this.#read(() => {
+      // One read transaction, so the rules and the cursor describe the same instant of the log.
+      this.#db.exec('BEGIN');
+      try {
+        const rules = (this.#sql.activeRules.all(nowMs) as Row[]).map(
+          (row) => JSON.parse(row.rule as string) as Rule,
+        );
+        const cursor = (this.#sql.lastCursor.get() as { cursor: number }).cursor;
+        return { rules, cursor };
+      } finally {
+        this.#db.exec('COMMIT');
+      }
+    });
   }
 
   prune(nowMs: number): Promise<number> {
@@ -321,33 +343,44 @@ export class SqliteStore implements Store {
     return this.#writer.write(() => this.#insertAudit(events));
   }
 
-  async readAudit(query: AuditQuery): Promise<AuditRecord[]> {
-    const rows = this.#sql.readAudit.all({
-      subject: query.subject ?? null,
-      client_id: query.clientId ?? null,
-      sid: query.sid ?? null,
-      type: query.type ?? null,
-      after_id: query.afterId ?? 0,
-      limit: query.limit,
-    }) as Row[];
-    return rows.map((row) => ({
-      id: row.id as number,
-      type: row.type as AuditRecord['type'],
-      atMs: row.at_ms as number,
-      actor: row.actor as string,
-      subject: (row.subject as string | null) ?? undefined,
-      clientId: (row.client_id as string | null) ?? undefined,
-      sid: (row.sid as string | null) ?? undefined,
-      jti: (row.jti as string | null) ?? undefined,
-      reason: (row.reason as string | null) ?? undefined,
-      detail: row.detail === null ? undefined : JSON.parse(row.detail as string),
-    }));
+  readAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    return this.#read(() => {
+      const rows = this.#sql.readAudit.all({
+        subject: query.subject ?? null,
+        client_id: query.clientId ?? null,
+        sid: query.sid ?? null,
+        type: query.type ?? null,
+        after_id: query.afterId ?? 0,
+        limit: query.limit,
+      }) as Row[];
+      return rows.map((row) => ({
+        id: row.id as number,
+        type: row.type as AuditRecord['type'],
+        atMs: row.at_ms as number,
+        actor: row.actor as string,
+        subject: (row.subject as string | null) ?? undefined,
+        clientId: (row.client_id as string | null) ?? undefined,
+        sid: (row.sid as string | null) ?? undefined,
+        jti: (row.jti as string | null) ?? undefined,
+        reason: (row.reason as string | null) ?? undefined,
+        detail: row.detail === null ? undefined : JSON.parse(row.detail as string),
+      }));
+    });
   }
 
   async close(): Promise<void> {
     // Let queued writes finish before closing.
     await this.#writer.write(() => undefined);
     this.#db.close();
+  }
+
+  /** Runs a synchronous read; a failing database becomes `REVOKD_STORE_UNAVAILABLE` (503), never a 500. */
+  async #read<T>(read: () => T): Promise<T> {
+    try {
+      return read();
+    } catch (cause) {
+      throw new RevokdError('REVOKD_STORE_UNAVAILABLE', 'the SQLite store could not be read', { cause });
+    }
   }
 
   // --- inside a write transaction ---
@@ -370,8 +403,8 @@ export class SqliteStore implements Store {
       entries.push({ cursor: Number(result.lastInsertRowid), rule });
     }
     this.#insertAudit(request.audit);
-    // Last, so a write that failed above has published nothing.
-    this.#appended.push(...entries);
+    // Not published here: the caller publishes as the last step of its write, so a write that fails after this
+    // (e.g. in its audit callback) is rolled back and has published nothing.
     return entries;
   }
 

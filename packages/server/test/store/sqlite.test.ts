@@ -1,0 +1,234 @@
+/** The store conformance kit against SqliteStore on a real file, plus what only the embedded store promises. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import type { TestContext } from 'node:test';
+import { describe, mock, test } from 'node:test';
+import type { LogEntry, Rule } from '@revokd/guard';
+import { isRevokdError } from '../../src/core/errors.ts';
+import type { ClientRecord } from '../../src/store/port.ts';
+import { MIGRATIONS } from '../../src/store/sqlite/migrations.ts';
+import { SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite/sqlite-store.ts';
+import { storeConformance } from './conformance.ts';
+
+function tempPath(): { path: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'revokd-store-'));
+  return { path: join(dir, 'revokd.db'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+storeConformance('SqliteStore', async ({ onLogAppended }) => {
+  const { path, remove } = tempPath();
+  const options: SqliteStoreOptions = { path, onLogAppended };
+  let current = SqliteStore.open(options);
+  let open = true;
+  const track = (store: SqliteStore): SqliteStore => {
+    const close = store.close.bind(store);
+    store.close = async () => {
+      open = false;
+      await close();
+    };
+    return store;
+  };
+  return {
+    store: track(current),
+    reopen: async () => {
+      current = track(SqliteStore.open(options));
+      open = true;
+      return current;
+    },
+    cleanup: async () => {
+      if (open) await current.close();
+      remove();
+    },
+  };
+});
+
+// --- SQLite only ---
+
+const T0 = Date.UTC(2026, 0, 1);
+const rule = (jti: string): Rule => ({ kind: 'token', jti, expiresAtMs: T0 + 3_600_000 });
+const client = (id: string): ClientRecord => ({
+  id,
+  secretHash: `sha256:${id}`,
+  grants: ['client_credentials'],
+  audiences: ['https://api.example.com'],
+  scopes: ['read'],
+  accessTokenTtlSeconds: undefined,
+  backchannelLogoutUri: undefined,
+  canIntrospect: false,
+  sessionClaims: [],
+});
+const revocation = (jtis: readonly string[], audit = false) => ({
+  rules: jtis.map(rule),
+  effects: [],
+  reason: 'test',
+  nowMs: T0,
+  audit: audit ? [{ type: 'revoked' as const, atMs: T0, actor: 'cli' }] : [],
+});
+
+function openStore(t: TestContext, extra: Partial<SqliteStoreOptions> = {}) {
+  const { path, remove } = tempPath();
+  const announced: LogEntry[][] = [];
+  const store = SqliteStore.open({
+    path,
+    onLogAppended: (entries) => announced.push([...entries]),
+    ...extra,
+  });
+  let closed = false;
+  t.after(async () => {
+    if (!closed) await store.close();
+    remove();
+  });
+  return {
+    store,
+    path,
+    announced,
+    close: async () => {
+      closed = true;
+      await store.close();
+    },
+  };
+}
+
+function assertUnavailable(result: PromiseSettledResult<unknown>): void {
+  assert.equal(result.status, 'rejected');
+  if (result.status === 'rejected') {
+    assert.ok(isRevokdError(result.reason), `a RevokdError, got ${String(result.reason)}`);
+    assert.equal(result.reason.code, 'REVOKD_STORE_UNAVAILABLE');
+  }
+}
+
+describe('SqliteStore', () => {
+  test('its connection runs in WAL mode with synchronous=FULL and foreign keys on', (t) => {
+    // PRAGMA synchronous is per connection (and FULL is also the compiled default), so read it on the store's own
+    // connection: the first DatabaseSync that execs SQL during open() is the store's.
+    let own: DatabaseSync | undefined;
+    const exec = DatabaseSync.prototype.exec;
+    mock.method(DatabaseSync.prototype, 'exec', function (this: DatabaseSync, sql: string) {
+      own ??= this;
+      return exec.call(this, sql);
+    });
+    let opened: ReturnType<typeof openStore>;
+    try {
+      opened = openStore(t, { busyTimeoutMs: 1234 });
+    } finally {
+      mock.restoreAll();
+    }
+    assert.ok(own);
+    const pragma = (db: DatabaseSync, name: string) => Object.values(db.prepare(`PRAGMA ${name}`).get()!)[0];
+    assert.equal(pragma(own, 'journal_mode'), 'wal');
+    assert.equal(pragma(own, 'synchronous'), 2); // FULL
+    assert.equal(pragma(own, 'foreign_keys'), 1);
+    assert.equal(pragma(own, 'busy_timeout'), 1234);
+    // WAL is a property of the file: any other connection sees it too.
+    const other = new DatabaseSync(opened.path, { readOnly: true });
+    t.after(() => other.close());
+    assert.equal(pragma(other, 'journal_mode'), 'wal');
+  });
+
+  test('migrations bring a new database to the latest user_version, and reopening applies none twice', async (t) => {
+    const { store, path, close } = openStore(t);
+    assert.ok(MIGRATIONS.length >= 1);
+    assert.equal(store.schemaVersion, MIGRATIONS.length);
+    await store.saveClient(client('app'));
+    await close();
+    const other = new DatabaseSync(path, { readOnly: true });
+    assert.deepEqual({ ...other.prepare('PRAGMA user_version').get() }, { user_version: MIGRATIONS.length });
+    other.close();
+    const again = SqliteStore.open({ path });
+    t.after(() => again.close());
+    assert.equal(again.schemaVersion, MIGRATIONS.length);
+    assert.equal((await again.getClient('app'))?.id, 'app');
+  });
+
+  test('a database with a newer schema version is refused with REVOKD_STORE_UNAVAILABLE', (t) => {
+    const { path, remove } = tempPath();
+    t.after(remove);
+    const db = new DatabaseSync(path);
+    db.exec(`CREATE TABLE from_the_future (x); PRAGMA user_version = ${MIGRATIONS.length + 1}`);
+    db.close();
+    assert.throws(
+      () => SqliteStore.open({ path }),
+      (error: unknown) => isRevokdError(error) && error.code === 'REVOKD_STORE_UNAVAILABLE',
+    );
+    const check = new DatabaseSync(path, { readOnly: true });
+    assert.deepEqual(
+      { ...check.prepare('PRAGMA user_version').get() },
+      { user_version: MIGRATIONS.length + 1 },
+    );
+    check.close();
+  });
+
+  test('group commit: the writes of one tick share one commit, announced once in cursor order', async (t) => {
+    const { store, announced } = openStore(t);
+    const writes = Array.from({ length: 16 }, (_, i) => store.revoke(revocation([`j${i}`])));
+    const results = await Promise.all([...writes, store.saveClient(client('app'))]);
+    assert.equal(announced.length, 1, 'one commit for the whole tick');
+    assert.equal(announced[0]!.length, 16);
+    assert.deepEqual(announced[0], results.slice(0, 16).flat());
+    // The next tick is the next commit.
+    await Promise.all([store.revoke(revocation(['k1'])), store.revoke(revocation(['k2', 'k3']))]);
+    assert.equal(announced.length, 2);
+    assert.deepEqual(
+      announced[1]!.map((e) => (e.rule.kind === 'token' ? e.rule.jti : '?')),
+      ['k1', 'k2', 'k3'],
+    );
+    assert.ok(announced[1]![0]!.cursor > announced[0]!.at(-1)!.cursor);
+  });
+
+  test('when the batch cannot begin (database locked), every write of it fails with REVOKD_STORE_UNAVAILABLE', async (t) => {
+    const { store, path, announced } = openStore(t, { busyTimeoutMs: 20 });
+    const [before] = await store.revoke(revocation(['before']));
+    announced.length = 0;
+    const locker = new DatabaseSync(path);
+    t.after(() => locker.isOpen && locker.close());
+    locker.exec('BEGIN EXCLUSIVE');
+    const results = await Promise.allSettled([
+      store.revoke(revocation(['a', 'b'])),
+      store.saveClient(client('app')),
+      store.appendAudit([{ type: 'introspected', atMs: T0, actor: 'api' }]),
+      store.getOrCreateSecret('k', () => 'v'),
+    ]);
+    results.forEach(assertUnavailable);
+    assert.deepEqual(announced, []);
+    locker.exec('ROLLBACK');
+    locker.close();
+    assert.equal(await store.getClient('app'), undefined);
+    assert.deepEqual(await store.readLog(0, 100), [before]);
+    assert.deepEqual(await store.readAudit({ limit: 10 }), []);
+    // Once the lock is gone the store carries on.
+    const [after] = await store.revoke(revocation(['after']));
+    assert.ok(after!.cursor > before!.cursor);
+    assert.deepEqual(announced, [[after]]);
+  });
+
+  test('when COMMIT fails, every write of the batch fails with REVOKD_STORE_UNAVAILABLE and nothing is published', async (t) => {
+    const { store, path, announced } = openStore(t);
+    const [before] = await store.revoke(revocation(['before']));
+    announced.length = 0;
+    // A deferred foreign key is checked only at COMMIT: a trigger that breaks one makes the whole commit fail.
+    const saboteur = new DatabaseSync(path);
+    t.after(() => saboteur.isOpen && saboteur.close());
+    saboteur.exec(`CREATE TABLE poison_parent (id INTEGER PRIMARY KEY);
+      CREATE TABLE poison_child (parent INTEGER REFERENCES poison_parent (id) DEFERRABLE INITIALLY DEFERRED);
+      CREATE TRIGGER poison AFTER INSERT ON audit BEGIN INSERT INTO poison_child (parent) VALUES (-1); END;`);
+    const results = await Promise.allSettled([
+      store.revoke(revocation(['a'], true)),
+      store.saveClient(client('app')),
+      store.revoke(revocation(['b'])),
+    ]);
+    results.forEach(assertUnavailable);
+    assert.deepEqual(announced, []);
+    assert.equal(await store.getClient('app'), undefined);
+    assert.deepEqual(await store.readLog(0, 100), [before]);
+    assert.deepEqual(await store.readAudit({ limit: 10 }), []);
+    saboteur.exec('DROP TRIGGER poison');
+    saboteur.close();
+    const [after] = await store.revoke(revocation(['after'], true));
+    assert.ok(after!.cursor > before!.cursor);
+    assert.deepEqual(announced, [[after]]);
+    assert.deepEqual(await store.readLog(0, 100), [before, after]);
+  });
+});
