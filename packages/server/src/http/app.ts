@@ -57,6 +57,10 @@ export function buildApp(runtime: Runtime, options: AppOptions = {}): FastifyIns
     // Parameter names and values are ours to parse; reject absurd URLs before routing.
     routerOptions: { maxParamLength: 512 },
     return503OnClosing: true,
+    // Router errors (a malformed percent-encoding, an over-long path parameter) get the same RFC-shaped answer.
+    frameworkErrors: (error, request, reply) => {
+      sendError(error, request, reply);
+    },
   });
   const metrics = new Metrics(runtime);
   const ctx: HttpContext = {

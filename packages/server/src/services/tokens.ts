@@ -62,6 +62,11 @@ export interface TokenExchangeRequest extends GrantRequest {
   readonly claims: Readonly<Record<string, unknown>>;
 }
 
+interface TokenStamp {
+  readonly issuedAtUs: number;
+  readonly jti: string;
+}
+
 interface AccessTokenInput {
   readonly client: ClientRecord;
   readonly subject: string;
@@ -72,6 +77,8 @@ interface AccessTokenInput {
     readonly fid: string;
     readonly claims: Readonly<Record<string, unknown>>;
   };
+  /** Identity and issuance instant (µs), fixed before the store write that authorises the token. */
+  readonly stamp: TokenStamp;
 }
 
 /** Issues access tokens (RFC 9068) and refresh tokens, and rotates refresh tokens (RFC 9700 §4.14.2). */
@@ -111,7 +118,13 @@ export class TokenService {
     requireGrant(client, GRANT_TYPES.clientCredentials);
     const scope = grantScope(client.scopes, request.scope);
     const audience = grantAudience(client, request.audiences);
-    const issued = await this.#accessToken({ client, subject: client.id, scope, audience });
+    const issued = await this.#accessToken({
+      client,
+      subject: client.id,
+      scope,
+      audience,
+      stamp: this.#stamp(),
+    });
     await this.#store.appendAudit([
       this.#issuedEvent(client, client.id, issued.jti, GRANT_TYPES.clientCredentials),
     ]);
@@ -158,13 +171,11 @@ export class TokenService {
     };
     const fid = randomId();
     const refreshToken = randomToken();
-    const issued = await this.#accessToken({
-      client,
-      subject,
-      scope,
-      audience,
-      session: { sid: session.sid, fid, claims },
-    });
+    // The issuance instant is taken right before the session write is queued, and the token is signed only after
+    // it commits. A revocation takes its not-before instant right before its own write is queued, so commit
+    // order matches timestamp order: a revocation queued first cannot end this session, and its rule does not
+    // reject this token; one queued after ends the session and rejects the token.
+    const stamp = this.#stamp();
     const outcome = await this.#store.openSession({
       session,
       familyId: fid,
@@ -178,10 +189,18 @@ export class TokenService {
           clientId: client.id,
           sid: session.sid,
         },
-        { ...this.#issuedEvent(client, subject, issued.jti, GRANT_TYPES.tokenExchange), sid: session.sid },
+        { ...this.#issuedEvent(client, subject, stamp.jti, GRANT_TYPES.tokenExchange), sid: session.sid },
       ],
     });
     if (outcome.kind === 'suspended') throw new OAuthError('invalid_grant', 'the subject is suspended');
+    const issued = await this.#accessToken({
+      client,
+      subject,
+      scope,
+      audience,
+      session: { sid: session.sid, fid, claims },
+      stamp,
+    });
     return {
       ...this.#response(issued, scope),
       refresh_token: refreshToken,
@@ -194,8 +213,21 @@ export class TokenService {
     requireGrant(client, GRANT_TYPES.refreshToken);
     const rotationKey = this.#rotationKey;
     if (rotationKey === undefined) throw new Error('TokenService.init() was not called');
+    // A request for a wider scope must fail before rotation commits: otherwise the rejected request consumes the
+    // token and the client's next use of it counts as reuse. (A session's scope never changes.)
+    if (requestedScope !== undefined) {
+      const found = await this.#store.findRefreshToken(hashSecret(refreshToken));
+      if (found && !found.rotated && found.session.clientId === client.id) {
+        grantScope(found.session.scope.split(' ').filter(Boolean), requestedScope);
+      }
+    }
     const successor = deriveSuccessorToken(refreshToken, rotationKey);
     const now = this.#clock.nowMs();
+    // The access token's issuance instant is taken right before the rotation is queued (no await in between),
+    // as a revocation takes its not-before instant right before it is queued: if the rotation commits first, the
+    // token it authorises is older than the revocation's rule and rejected by it; if the revocation commits
+    // first, the rotation sees the ended session. Either way a racing revocation is never undone.
+    const stamp = this.#stamp();
     const outcome = await this.#store.rotateRefreshToken({
       presentedHash: hashSecret(refreshToken),
       successorHash: hashSecret(successor),
@@ -221,15 +253,19 @@ export class TokenService {
       scope,
       audience: session.audience,
       session: { sid: session.sid, fid, claims: session.claims },
+      stamp,
     });
     return { ...this.#response(issued, scope), refresh_token: successor };
   }
 
   async #accessToken(input: AccessTokenInput): Promise<{ token: string; jti: string; expiresIn: number }> {
-    const ttl = input.client.accessTokenTtlSeconds ?? this.#config.tokens.accessTokenTtlSeconds;
-    const issuedAtUs = this.#clock.nowUs();
+    // Never beyond the configured maximum, which not-before rules rely on (a client may predate a lower maximum).
+    const ttl = Math.min(
+      input.client.accessTokenTtlSeconds ?? this.#config.tokens.accessTokenTtlSeconds,
+      this.#config.tokens.maxAccessTokenTtlSeconds,
+    );
+    const { issuedAtUs, jti } = input.stamp;
     const iat = Math.floor(issuedAtUs / 1_000_000);
-    const jti = randomUUID();
     const payload: Record<string, unknown> = {
       ...input.session?.claims,
       iss: this.#config.issuer,
@@ -247,6 +283,10 @@ export class TokenService {
       payload[FAMILY_CLAIM] = input.session.fid;
     }
     return { token: await this.#keyring.sign(payload, ACCESS_TOKEN_TYP), jti, expiresIn: ttl };
+  }
+
+  #stamp(): TokenStamp {
+    return { issuedAtUs: this.#clock.nowUs(), jti: randomUUID() };
   }
 
   #response(issued: { token: string; expiresIn: number }, scope: string): TokenResponse {
