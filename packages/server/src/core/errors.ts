@@ -47,17 +47,28 @@ export class OAuthError extends Error {
   readonly description: string;
   /** Seconds, sent as `Retry-After` (429, 503). */
   readonly retryAfterSeconds: number | undefined;
+  /**
+   * Whether a Bearer challenge names the error. RFC 6750 §3.1: a request that carried no credentials at all
+   * gets a bare challenge.
+   */
+  readonly challengeNamesError: boolean;
 
   constructor(
     code: OAuthErrorCode,
     description: string,
-    options: { status?: number; retryAfterSeconds?: number; cause?: unknown } = {},
+    options: {
+      status?: number;
+      retryAfterSeconds?: number;
+      challengeNamesError?: boolean;
+      cause?: unknown;
+    } = {},
   ) {
     super(`${code}: ${description}`, { cause: options.cause });
     this.code = code;
     this.description = description;
     this.status = options.status ?? DEFAULT_STATUS[code];
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.challengeNamesError = options.challengeNamesError ?? true;
   }
 }
 

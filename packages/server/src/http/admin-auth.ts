@@ -11,7 +11,12 @@ import { ACCESS_TOKEN_TYP } from '../services/tokens.ts';
 export async function authenticateAdmin(runtime: Runtime, request: FastifyRequest): Promise<string> {
   request.challengeScheme = 'Bearer';
   const header = request.headers.authorization;
-  const match = header === undefined ? null : /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(header);
+  if (header === undefined) {
+    throw new OAuthError('invalid_token', 'a Bearer access token is required', {
+      challengeNamesError: false,
+    });
+  }
+  const match = /^Bearer ([A-Za-z0-9\-._~+/]+=*)$/.exec(header);
   if (!match) throw new OAuthError('invalid_token', 'a Bearer access token is required');
   let payload: Record<string, unknown>;
   try {

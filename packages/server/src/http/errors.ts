@@ -27,7 +27,9 @@ export function toWireError(error: unknown, scheme: ChallengeScheme = 'Basic'): 
         ? challenge('Basic', {})
         : challenge(
             scheme,
-            scheme === 'Bearer' ? { error: oauth.code, error_description: oauth.description } : {},
+            scheme === 'Bearer' && oauth.challengeNamesError
+              ? { error: oauth.code, error_description: oauth.description }
+              : {},
           );
   }
   if (oauth.retryAfterSeconds !== undefined) headers['retry-after'] = String(oauth.retryAfterSeconds);

@@ -16,7 +16,6 @@ export const ACCESS_TOKEN_TYP = 'at+jwt';
 /** RFC 8693 token type a trusted backend uses to name a user it has authenticated (documented in docs/api.md). */
 export const SUBJECT_TOKEN_TYPE = 'urn:revokd:params:oauth:token-type:subject';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
-export const REFRESH_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:refresh_token';
 
 /** Claims a trusted backend may never set on a session: they are revokd's to decide. */
 const RESERVED_CLAIMS = new Set([
@@ -140,12 +139,9 @@ export class TokenService {
     if (request.subjectTokenType !== SUBJECT_TOKEN_TYPE) {
       throw new OAuthError('invalid_request', `subject_token_type must be ${SUBJECT_TOKEN_TYPE}`);
     }
-    if (
-      request.requestedTokenType !== undefined &&
-      request.requestedTokenType !== ACCESS_TOKEN_TYPE &&
-      request.requestedTokenType !== REFRESH_TOKEN_TYPE
-    ) {
-      throw new OAuthError('invalid_request', 'requested_token_type is not supported');
+    // The answer's primary token is always an access token (a refresh token comes with it).
+    if (request.requestedTokenType !== undefined && request.requestedTokenType !== ACCESS_TOKEN_TYPE) {
+      throw new OAuthError('invalid_request', `requested_token_type must be ${ACCESS_TOKEN_TYPE}`);
     }
     const subject = request.subjectToken;
     if (!/^[\x21-\x7E]{1,255}$/.test(subject)) {

@@ -454,15 +454,17 @@ test('token exchange validates subject_token, its type and requested_token_type'
     { subject_token: 'x'.repeat(256) },
     { subject_token: 'caf\u00e9' },
     { subject_token: 'alice', requested_token_type: 'urn:ietf:params:oauth:token-type:id_token' },
+    // The primary token of the answer is an access token; asking for a refresh token instead is refused.
+    { subject_token: 'alice', requested_token_type: 'urn:ietf:params:oauth:token-type:refresh_token' },
   ];
   for (const fields of cases) {
     assertOAuthError(await exchange(server, fields), 400, 'invalid_request');
   }
-  const refreshType = await exchange(server, {
+  const accessType = await exchange(server, {
     subject_token: 'alice',
-    requested_token_type: 'urn:ietf:params:oauth:token-type:refresh_token',
+    requested_token_type: 'urn:ietf:params:oauth:token-type:access_token',
   });
-  assert.equal(refreshType.statusCode, 200);
+  assert.equal(accessType.statusCode, 200);
 });
 
 test('a client’s own access-token lifetime is used for expires_in and exp', async (t) => {

@@ -6,11 +6,16 @@ import type { AuditEventType, SessionRecord } from '../../store/port.ts';
 import { authenticateAdmin } from '../admin-auth.ts';
 import type { HttpContext } from '../app.ts';
 
-const identifier = z.string().min(1).max(255);
+/** Same alphabet as the subjects and ids revokd issues: printable ASCII, no spaces. */
+const identifier = z.string().regex(/^[\x21-\x7E]{1,255}$/, 'must be 1-255 printable ASCII characters');
 const reasonBody = z.strictObject({ reason: z.enum(REVOCATION_REASONS) });
 const claimBody = z.strictObject({
   claim: z.string().regex(/^[A-Za-z][A-Za-z0-9_.:-]{0,63}$/),
-  value: z.string().min(1).max(255),
+  value: z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[^\x00-\x1F\x7F]+$/, 'must not contain control characters'),
   reason: z.enum(REVOCATION_REASONS),
 });
 const auditQuery = z.strictObject({
