@@ -1,9 +1,64 @@
 /**
- * @revokd/guard — verify revokd access tokens locally and enforce revocations from an in-memory index.
+ * @revokd/guard — verify revokd access tokens locally and enforce revocations from an in-memory index that
+ * the server keeps current by push.
  *
- * This entry point currently exports the revocation model shared with the server; the verifier, the feed
- * follower and the framework adapters build on it.
+ * - {@link createGuard}: the framework-free guard (verification + revocation index + feed follower).
+ * - {@link AccessTokenVerifier}, {@link KeySet}, {@link RemoteKeySet}: the RFC 9068 verifier on its own.
+ * - {@link FeedFollower} and the wire formats of the revocation feed, shared with the server.
+ * - The revocation model ({@link RevocationIndex}, {@link Rule}, {@link tokenFacts}), shared with the server.
  */
+export type {
+  GuardAcceptance,
+  GuardDecision,
+  GuardRejection,
+  InvalidTokenRejection,
+  MissingTokenRejection,
+  UnavailableRejection,
+} from './decision.ts';
+export { GuardError, type GuardErrorCode, isGuardError } from './errors.ts';
+export { GUARD_CHANNEL, type GuardEvent } from './events.ts';
+export {
+  backoffDelayMs,
+  FeedFollower,
+  type FeedFollowerOptions,
+  type FeedState,
+  type ReconnectOptions,
+} from './feed/follower.ts';
+export {
+  encodeSseEvent,
+  type SseEvent,
+  SseLimitError,
+  SseParser,
+  type SseParserOptions,
+} from './feed/sse.ts';
+export {
+  type EntriesFrame,
+  encodeEntriesFrame,
+  encodeHeartbeatFrame,
+  encodeResetFrame,
+  FEED_PATHS,
+  type HeartbeatFrame,
+  type LogPage,
+  parseEntries,
+  parseEntriesFrame,
+  parseHeartbeatFrame,
+  parseResetFrame,
+  parseRule,
+  parseSnapshot,
+  type ResetFrame,
+  type SnapshotBody,
+  STREAM_EVENTS,
+} from './feed/wire.ts';
+export { createGuard, type Guard, type GuardHealth, type GuardOptions, type StalePolicy } from './guard.ts';
+export {
+  type BearerChallengeParams,
+  bearerChallenge,
+  bearerToken,
+  type HttpRejection,
+  type HttpRejectionOptions,
+  httpRejection,
+} from './http/bearer.ts';
+export { basicAuthorization, type FetchFunction } from './http/fetch.ts';
 export { type RevocationDecision, RevocationIndex } from './model/revocation-index.ts';
 export {
   describeRule,
@@ -14,3 +69,22 @@ export {
   type TokenFacts,
 } from './model/rule.ts';
 export { FAMILY_CLAIM, ISSUED_AT_US_CLAIM, tokenFacts } from './model/token-facts.ts';
+export { GUARD_ALGORITHMS, type GuardAlgorithm, type KeyResolver, KeySet } from './verify/key-set.ts';
+export {
+  discoverJwksUri,
+  METADATA_SUFFIX,
+  metadataUrl,
+  RemoteKeySet,
+  type RemoteKeySetOptions,
+} from './verify/remote-key-set.ts';
+export {
+  type AccessTokenClaims,
+  AccessTokenVerifier,
+  VERIFY_FAILURE_REASONS,
+  type VerifiedToken,
+  type VerifierOptions,
+  type VerifyDecision,
+  type VerifyFailureReason,
+  type VerifyRejection,
+  verifyRejection,
+} from './verify/verifier.ts';

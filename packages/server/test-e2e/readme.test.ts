@@ -35,8 +35,15 @@ test('the README walkthrough works verbatim against a fresh server', async (t) =
   assert.match(introspections[0]!, /^\{"active":true,"token_type":"Bearer",.*"sub":"demo"/);
   assert.equal(introspections[1], '{"active":false}');
   assert.equal(introspections[2], '{"active":false}');
-  assert.ok(lines.includes('{"error":"invalid_grant","error_description":"refresh token is invalid, expired or revoked"}'), stdout);
-  const audit = lines.filter((l) => l.startsWith('{"id"')).map((l) => JSON.parse(l) as { type: string; reason?: string });
+  assert.ok(
+    lines.includes(
+      '{"error":"invalid_grant","error_description":"refresh token is invalid, expired or revoked"}',
+    ),
+    stdout,
+  );
+  const audit = lines
+    .filter((l) => l.startsWith('{"id"'))
+    .map((l) => JSON.parse(l) as { type: string; reason?: string });
   assert.deepEqual(
     audit.map((e) => e.type),
     ['session_opened', 'issued', 'refreshed', 'revoked'],

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
-import { ENV_KEYS, parseConfig } from '../src/config/load.ts';
 import { COMMANDS } from '../src/cli/commands.ts';
+import { ENV_KEYS, parseConfig } from '../src/config/load.ts';
 import { REVOCATION_REASONS } from '../src/services/revocation.ts';
 
 const DOCS = resolve(import.meta.dirname, '../../../docs');
@@ -13,7 +13,11 @@ const ERRORS_SOURCE = readFileSync(resolve(import.meta.dirname, '../src/core/err
 
 test('every REVOKD_* error code is documented in docs/errors.md, and only those', () => {
   const inCode = new Set(ERRORS_SOURCE.match(/'REVOKD_[A-Z_]+'/g)?.map((s) => s.slice(1, -1)));
-  const inDocs = new Set(read('errors.md').match(/`REVOKD_[A-Z_]+`/g)?.map((s) => s.slice(1, -1)));
+  const inDocs = new Set(
+    read('errors.md')
+      .match(/`REVOKD_[A-Z_]+`/g)
+      ?.map((s) => s.slice(1, -1)),
+  );
   inDocs.delete('REVOKD_*');
   assert.deepEqual([...inDocs].sort(), [...inCode].sort());
 });
@@ -40,7 +44,8 @@ test('the configuration example in docs/configuration.md is valid', () => {
 
 test('every CLI command and revocation reason is documented', () => {
   const cli = read('cli.md');
-  for (const name of Object.keys(COMMANDS)) assert.match(cli, new RegExp(`\\| \`${name}[ \`]`), `command ${name}`);
+  for (const name of Object.keys(COMMANDS))
+    assert.match(cli, new RegExp(`\\| \`${name}[ \`]`), `command ${name}`);
   const api = read('api.md');
   for (const reason of REVOCATION_REASONS) {
     assert.ok(cli.includes(`\`${reason}\``) && api.includes(`\`${reason}\``), `reason ${reason}`);

@@ -6,7 +6,11 @@ test('a client obtains a token, introspects it, revokes it, and introspection re
   const server = await startTestServer();
   t.after(() => server.close());
   const { client } = server;
-  const issued = await server.form('/token', { grant_type: 'client_credentials' }, { authorization: client.basic });
+  const issued = await server.form(
+    '/token',
+    { grant_type: 'client_credentials' },
+    { authorization: client.basic },
+  );
   assert.equal(issued.statusCode, 200);
   const token = issued.json<{ access_token: string }>().access_token;
   const before = await server.form('/introspect', { token }, { authorization: client.basic });

@@ -9,6 +9,7 @@ import { discoveryRoutes } from './routes/discovery.ts';
 import { feedRoutes } from './routes/feed.ts';
 import { oauthRoutes } from './routes/oauth.ts';
 import { opsRoutes } from './routes/ops.ts';
+import { streamRoutes } from './routes/stream.ts';
 
 export interface AppOptions {
   /** pino logger options, or false for none (tests). */
@@ -95,6 +96,7 @@ export function buildApp(runtime: Runtime, options: AppOptions = {}): FastifyIns
   oauthRoutes(app, ctx);
   adminRoutes(app, ctx);
   feedRoutes(app, ctx);
+  streamRoutes(app, ctx);
   opsRoutes(app, ctx);
   return app;
 }

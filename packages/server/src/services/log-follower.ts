@@ -12,18 +12,21 @@ const PAGE = 10_000;
 export class LogFollower {
   readonly #store: Store;
   readonly #index: RevocationIndex;
+  readonly #onApplied: ((entries: readonly LogEntry[]) => void) | undefined;
   #catchUp: Promise<void> | undefined;
   #again = false;
 
-  constructor(store: Store, index: RevocationIndex) {
+  /** `onApplied` receives the entries each apply added to the index, in cursor order, right after the apply. */
+  constructor(store: Store, index: RevocationIndex, onApplied?: (entries: readonly LogEntry[]) => void) {
     this.#store = store;
     this.#index = index;
+    this.#onApplied = onApplied;
   }
 
   /** Receives entries this process has just committed. */
   push(entries: readonly LogEntry[]): void {
     if (this.#catchUp === undefined && isContinuation(this.#index.cursor, entries)) {
-      this.#index.apply(entries);
+      this.#apply(entries);
     } else {
       void this.catchUp();
     }
@@ -41,7 +44,7 @@ export class LogFollower {
           this.#again = false;
           for (;;) {
             const page = await this.#store.readLog(this.#index.cursor, PAGE);
-            this.#index.apply(page);
+            this.#apply(page);
             if (page.length < PAGE) break;
           }
         } while (this.#again);
@@ -50,6 +53,13 @@ export class LogFollower {
       }
     })();
     return this.#catchUp;
+  }
+
+  #apply(entries: readonly LogEntry[]): void {
+    const before = this.#index.cursor;
+    this.#index.apply(entries);
+    if (this.#onApplied === undefined || this.#index.cursor === before) return;
+    this.#onApplied(entries.filter((entry) => entry.cursor > before));
   }
 
   /** Resolves once the index reflects the log up to `cursor` (or no further entries can be read). */

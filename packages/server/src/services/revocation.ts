@@ -61,6 +61,7 @@ export class RevocationService {
   readonly #issuer: string;
   readonly #lifetimes: RuleLifetimes;
   readonly #follower: LogFollower;
+  readonly #appliedListeners = new Set<(entries: readonly LogEntry[]) => void>();
   #timers: NodeJS.Timeout[] = [];
 
   constructor(deps: { config: Config; store: Store; clock: Clock; keyring: Keyring }) {
@@ -72,7 +73,7 @@ export class RevocationService {
       maxAccessTokenTtlMs: deps.config.tokens.maxAccessTokenTtlSeconds * 1000,
       clockSkewMs: deps.config.tokens.clockSkewSeconds * 1000,
     };
-    this.#follower = new LogFollower(deps.store, this.index);
+    this.#follower = new LogFollower(deps.store, this.index, (entries) => this.#notifyApplied(entries));
   }
 
   /** Loads the active rules, then follows the log and prunes expired rules on timers (`follow: false` for the CLI). */
@@ -96,6 +97,33 @@ export class RevocationService {
   /** Entry point for the store's log listener (the in-process feed). */
   onAppended(entries: readonly LogEntry[]): void {
     this.#follower.push(entries);
+  }
+
+  /**
+   * Subscribes to the entries this process's index applies, whoever committed them: called synchronously right
+   * after each apply, in cursor order, with only the entries that were new to the index (the feed stream
+   * forwards them to guards). Returns the unsubscribe function. A throwing listener does not disturb the others.
+   */
+  onApplied(listener: (entries: readonly LogEntry[]) => void): () => void {
+    this.#appliedListeners.add(listener);
+    return () => {
+      this.#appliedListeners.delete(listener);
+    };
+  }
+
+  /** Applies entries other processes have committed and this index has not seen yet. */
+  catchUp(): Promise<void> {
+    return this.#follower.catchUp();
+  }
+
+  #notifyApplied(entries: readonly LogEntry[]): void {
+    for (const listener of this.#appliedListeners) {
+      try {
+        listener(entries);
+      } catch {
+        // A subscriber's failure is its own (a closed stream); the index and other subscribers carry on.
+      }
+    }
   }
 
   ruleFor(target: Target): Rule {

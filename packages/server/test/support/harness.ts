@@ -7,7 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { parseConfig } from '../../src/config/load.ts';
-import { ADMIN_AUDIENCE, ADMIN_SCOPE, type Config, type ConfigInput, GRANT_TYPES } from '../../src/config/schema.ts';
+import {
+  ADMIN_AUDIENCE,
+  ADMIN_SCOPE,
+  type Config,
+  type ConfigInput,
+  GRANT_TYPES,
+} from '../../src/config/schema.ts';
 import type { Clock } from '../../src/core/clock.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { createRuntime, type Runtime } from '../../src/runtime.ts';
@@ -35,9 +41,16 @@ export interface TestServer {
   /** Registers another client. */
   addClient(id: string, settings?: Partial<Omit<ClientRecord, 'id' | 'secretHash'>>): Promise<TestClient>;
   /** POSTs a form to a path, with optional headers. */
-  form(path: string, fields: Record<string, string | string[]>, headers?: Record<string, string>): Promise<InjectResult>;
+  form(
+    path: string,
+    fields: Record<string, string | string[]>,
+    headers?: Record<string, string>,
+  ): Promise<InjectResult>;
   /** Opens a user session through token exchange and returns the token response. */
-  login(subject: string, options?: { client?: TestClient; claims?: Record<string, unknown>; scope?: string }): Promise<TokenPair>;
+  login(
+    subject: string,
+    options?: { client?: TestClient; claims?: Record<string, unknown>; scope?: string },
+  ): Promise<TokenPair>;
   /** An admin Bearer token (client credentials for audience urn:revokd:admin, scope revokd:admin). */
   adminToken(): Promise<string>;
   close(): Promise<void>;
@@ -111,7 +124,10 @@ export async function startTestServer(
   };
 
   const client = await addClient('app');
-  const resourceServer = await addClient('api', { grants: [GRANT_TYPES.clientCredentials], canIntrospect: true });
+  const resourceServer = await addClient('api', {
+    grants: [GRANT_TYPES.clientCredentials],
+    canIntrospect: true,
+  });
   const admin = await addClient('ops', {
     grants: [GRANT_TYPES.clientCredentials],
     audiences: [ADMIN_AUDIENCE],
@@ -140,11 +156,16 @@ export async function startTestServer(
         },
         { authorization: c.basic },
       );
-      if (response.statusCode !== 200) throw new Error(`login failed: ${response.statusCode} ${response.body}`);
+      if (response.statusCode !== 200)
+        throw new Error(`login failed: ${response.statusCode} ${response.body}`);
       return response.json<TokenPair>();
     },
     async adminToken() {
-      const response = await form('/token', { grant_type: 'client_credentials' }, { authorization: admin.basic });
+      const response = await form(
+        '/token',
+        { grant_type: 'client_credentials' },
+        { authorization: admin.basic },
+      );
       if (response.statusCode !== 200) throw new Error(`admin token failed: ${response.body}`);
       return response.json<{ access_token: string }>().access_token;
     },

@@ -15,7 +15,7 @@ const claimBody = z.strictObject({
     .string()
     .min(1)
     .max(255)
-    .regex(/^[^\x00-\x1F\x7F]+$/, 'must not contain control characters'),
+    .regex(/^\P{Cc}+$/u, 'must not contain control characters'),
   reason: z.enum(REVOCATION_REASONS),
 });
 const auditQuery = z.strictObject({

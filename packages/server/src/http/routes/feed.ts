@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { OAuthError } from '../../core/errors.ts';
+import type { Runtime } from '../../runtime.ts';
 import type { HttpContext } from '../app.ts';
 import { readClientCredentials } from '../client-auth.ts';
 import { FormParams } from '../form.ts';
@@ -15,11 +16,7 @@ const logQuery = z.strictObject({
  * after a cursor. Callers authenticate as a client allowed to introspect (a resource server).
  */
 export function feedRoutes(app: FastifyInstance, { runtime }: HttpContext): void {
-  const authorize = async (request: FastifyRequest) => {
-    const client = await runtime.clients.authenticate(readClientCredentials(request, FormParams.empty()));
-    if (!client.canIntrospect)
-      throw new OAuthError('access_denied', 'this client may not read the revocation log');
-  };
+  const authorize = (request: FastifyRequest) => authorizeFeedReader(runtime, request);
 
   app.get('/revocations/snapshot', async (request, reply) => {
     await authorize(request);
@@ -37,4 +34,11 @@ export function feedRoutes(app: FastifyInstance, { runtime }: HttpContext): void
       .header('cache-control', 'no-store')
       .send({ entries, cursor: entries.at(-1)?.cursor ?? parsed.data.after });
   });
+}
+
+/** Authenticates the caller (client credentials) as a client allowed to introspect, i.e. to read the log. */
+export async function authorizeFeedReader(runtime: Runtime, request: FastifyRequest): Promise<void> {
+  const client = await runtime.clients.authenticate(readClientCredentials(request, FormParams.empty()));
+  if (!client.canIntrospect)
+    throw new OAuthError('access_denied', 'this client may not read the revocation log');
 }

@@ -1,0 +1,353 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type GuardDecision, INVALID_TOKEN, MISSING_TOKEN, NOT_READY, REVOKED, STALE } from './decision.ts';
+import { GuardError } from './errors.ts';
+import { emit } from './events.ts';
+import { backoffDelayMs, FeedFollower, type FeedState, type ReconnectOptions } from './feed/follower.ts';
+import { bearerToken, isBearerScheme } from './http/bearer.ts';
+import { basicAuthorization, checkEndpointUrl, type FetchFunction } from './http/fetch.ts';
+import { RevocationIndex } from './model/revocation-index.ts';
+import { GUARD_ALGORITHMS, type GuardAlgorithm } from './verify/key-set.ts';
+import { discoverJwksUri, RemoteKeySet } from './verify/remote-key-set.ts';
+import { AccessTokenVerifier, integerIn, type VerifyDecision } from './verify/verifier.ts';
+
+export type StalePolicy = 'reject' | 'accept';
+
+/** Options of {@link createGuard}. Units are in the names; defaults are given per option. */
+export interface GuardOptions {
+  /** The revokd issuer: the expected `iss`, and the metadata's `issuer` (RFC 8414 §3.3). */
+  readonly issuer: string;
+  /** This resource server's identifier(s); a token's `aud` must contain one of them. */
+  readonly audience: string | readonly string[];
+  /** Client credentials of a client allowed to introspect: they authenticate the revocation feed. */
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** Where the server is reached (metadata, feed). Default: `issuer`. */
+  readonly serverUrl?: string;
+  /** The JWKS URL. Default: `jwks_uri` of the server's RFC 8414 metadata. */
+  readonly jwksUri?: string;
+  /** Accepted signature algorithms. Default: EdDSA, ES256, RS256, PS256. */
+  readonly algorithms?: readonly GuardAlgorithm[];
+  /** Clock tolerance for `exp`, `nbf`, `iat`, in seconds (0-300). Default 30; keep it ≤ the server's. */
+  readonly clockSkewSeconds?: number;
+  /** Longest accepted `exp - iat`, in seconds. Default 3600; keep it ≤ the server's `maxAccessTokenTtlSeconds`. */
+  readonly maxTokenLifetimeSeconds?: number;
+  /** Longest accepted token, in bytes. Default 8192. */
+  readonly maxTokenBytes?: number;
+  /** Verified tokens remembered to skip repeated signature checks (never the revocation check). Default 10000; 0 disables. */
+  readonly verifiedCacheSize?: number;
+  /** How long the index may go without confirmed freshness before `stalePolicy` applies, in ms. Default 30000. */
+  readonly maxStalenessMs?: number;
+  /** `reject` (default): answer 503 while stale. `accept`: accept valid, unrevoked tokens and mark them `stale`. */
+  readonly stalePolicy?: StalePolicy;
+  /** An unknown `kid` refreshes the JWKS at most this often, in ms. Default 30000. */
+  readonly jwksMinRefreshIntervalMs?: number;
+  /** The JWKS is refreshed on this period regardless, in ms. Default 300000. */
+  readonly jwksRefreshIntervalMs?: number;
+  /** Backoff of reconnections to the feed. Default 250 ms doubling up to 10000 ms, with jitter. */
+  readonly reconnect?: ReconnectOptions;
+  /** A feed stream silent this long is reopened, in ms. Default 20000 (the server sends heartbeats every 5 s). */
+  readonly idleTimeoutMs?: number;
+  /** Timeout of metadata, JWKS and snapshot requests, in ms. Default 10000. */
+  readonly requestTimeoutMs?: number;
+  /** Expired rules are pruned from the index on this period, in ms. Default 60000. */
+  readonly pruneIntervalMs?: number;
+  /** {@link Guard.ready} rejects after this long, in ms. Default 30000. */
+  readonly readyTimeoutMs?: number;
+  /** Largest snapshot accepted, in bytes. Default 256 MiB. */
+  readonly maxSnapshotBytes?: number;
+  /** Largest feed event accepted, in characters. Default 16 Mi. */
+  readonly maxEventChars?: number;
+  /** Allow `http:` to non-loopback hosts. Default false. */
+  readonly allowInsecureHttp?: boolean;
+  /** Default: the global `fetch`. */
+  readonly fetch?: FetchFunction;
+  /** Milliseconds since the epoch. Default `Date.now`. */
+  readonly now?: () => number;
+}
+
+export interface GuardHealth {
+  readonly state: FeedState;
+  /** Cursor of the last revocation log entry applied. */
+  readonly cursor: number;
+  /** Cursor of the server's last heartbeat. */
+  readonly serverCursor: number | undefined;
+  /** Milliseconds since freshness was last confirmed; undefined before the first snapshot. */
+  readonly lagMs: number | undefined;
+  readonly lastConfirmedAtMs: number | undefined;
+  /** Distinct active entries in the revocation index. */
+  readonly activeRules: number;
+  /** Verification keys held. */
+  readonly keys: number;
+  readonly reconnects: number;
+  readonly lastError: { readonly code: string; readonly message: string } | undefined;
+}
+
+export interface Guard {
+  /** Resolves once keys are loaded and the revocation feed is live; rejects after `readyTimeoutMs` or on refused credentials. */
+  ready(): Promise<void>;
+  /**
+   * Decides one request: pass the `Authorization` header value (or the bare token). No I/O; a rejection
+   * allocates nothing. Verifies the token, checks it against the revocation index, then applies the stale
+   * policy if freshness is not confirmed.
+   */
+  check(authorizationHeaderOrToken: string | null | undefined): Promise<GuardDecision>;
+  health(): GuardHealth;
+  close(): Promise<void>;
+}
+
+const MALFORMED_HEADER = Symbol('malformed');
+
+/**
+ * Creates a guard and starts it: it fetches the keys and follows the revocation feed in the background.
+ *
+ * @example
+ * ```ts
+ * const guard = createGuard({ issuer: 'https://auth.example', audience: 'https://api.example',
+ *   clientId: 'api', clientSecret: process.env.REVOKD_SECRET! });
+ * await guard.ready();
+ * const decision = await guard.check(request.headers.authorization);
+ * if (!decision.ok) { const answer = httpRejection(decision); ... }
+ * ```
+ */
+export function createGuard(options: GuardOptions): Guard {
+  return new RevokdGuard(options);
+}
+
+class RevokdGuard implements Guard {
+  readonly #now: () => number;
+  readonly #index = new RevocationIndex();
+  readonly #keys: RemoteKeySet;
+  readonly #verifier: AccessTokenVerifier;
+  readonly #follower: FeedFollower;
+  readonly #acceptStale: boolean;
+  readonly #readyTimeoutMs: number;
+  readonly #reconnect: Required<ReconnectOptions>;
+  readonly #closing = new AbortController();
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #keysReady: Promise<void>;
+  #keysLoop: Promise<void> | undefined;
+  #ready: Promise<void> | undefined;
+
+  constructor(options: GuardOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new GuardError('REVOKD_GUARD_CONFIG', 'options are required');
+    }
+    const issuer = requiredString(options.issuer, 'issuer');
+    const clientId = requiredString(options.clientId, 'clientId');
+    const clientSecret = requiredString(options.clientSecret, 'clientSecret');
+    const insecure = options.allowInsecureHttp === true;
+    const serverUrl = checkEndpointUrl(options.serverUrl ?? issuer, 'serverUrl', insecure).href;
+    const jwksUri =
+      options.jwksUri === undefined ? undefined : checkEndpointUrl(options.jwksUri, 'jwksUri', insecure).href;
+    if (
+      options.stalePolicy !== undefined &&
+      options.stalePolicy !== 'reject' &&
+      options.stalePolicy !== 'accept'
+    ) {
+      throw new GuardError('REVOKD_GUARD_CONFIG', "stalePolicy must be 'reject' or 'accept'");
+    }
+    const fetch = options.fetch ?? globalThis.fetch;
+    if (typeof fetch !== 'function') throw new GuardError('REVOKD_GUARD_CONFIG', 'fetch must be a function');
+    const now = options.now ?? Date.now;
+    if (typeof now !== 'function') throw new GuardError('REVOKD_GUARD_CONFIG', 'now must be a function');
+    const ms = (key: keyof GuardOptions, fallback: number, min: number, max: number) =>
+      integerIn(options[key], fallback, min, max, key);
+    const maxStalenessMs = ms('maxStalenessMs', 30_000, 100, 86_400_000);
+    const requestTimeoutMs = ms('requestTimeoutMs', 10_000, 1, 600_000);
+    const idleTimeoutMs = ms('idleTimeoutMs', 20_000, 100, 3_600_000);
+    const pruneIntervalMs = ms('pruneIntervalMs', 60_000, 100, 86_400_000);
+    const jwksRefreshIntervalMs = ms('jwksRefreshIntervalMs', 300_000, 1000, 86_400_000);
+    const jwksMinRefreshIntervalMs = ms('jwksMinRefreshIntervalMs', 30_000, 0, 86_400_000);
+    const maxSnapshotBytes = ms('maxSnapshotBytes', 256 * 1024 * 1024, 1024, 512 * 1024 * 1024);
+    const maxEventChars = ms('maxEventChars', 16 * 1024 * 1024, 1024, 256 * 1024 * 1024);
+    this.#readyTimeoutMs = ms('readyTimeoutMs', 30_000, 1, 3_600_000);
+    this.#reconnect = {
+      initialDelayMs: integerIn(
+        options.reconnect?.initialDelayMs,
+        250,
+        1,
+        600_000,
+        'reconnect.initialDelayMs',
+      ),
+      maxDelayMs: integerIn(options.reconnect?.maxDelayMs, 10_000, 1, 3_600_000, 'reconnect.maxDelayMs'),
+    };
+    const algorithms = options.algorithms ?? GUARD_ALGORITHMS;
+
+    this.#now = now;
+    this.#acceptStale = options.stalePolicy === 'accept';
+    this.#keys = new RemoteKeySet({
+      jwksUri:
+        jwksUri ??
+        (() =>
+          discoverJwksUri({
+            issuer,
+            serverUrl,
+            fetch,
+            timeoutMs: requestTimeoutMs,
+            allowInsecureHttp: insecure,
+            signal: this.#closing.signal,
+          })),
+      algorithms,
+      fetch,
+      now,
+      minRefreshIntervalMs: jwksMinRefreshIntervalMs,
+      timeoutMs: requestTimeoutMs,
+      onChange: () => this.#verifier.clearCache(),
+    });
+    this.#verifier = new AccessTokenVerifier({
+      issuer,
+      audience: options.audience,
+      keys: this.#keys,
+      algorithms,
+      ...(options.clockSkewSeconds !== undefined ? { clockSkewSeconds: options.clockSkewSeconds } : {}),
+      ...(options.maxTokenLifetimeSeconds !== undefined
+        ? { maxTokenLifetimeSeconds: options.maxTokenLifetimeSeconds }
+        : {}),
+      ...(options.maxTokenBytes !== undefined ? { maxTokenBytes: options.maxTokenBytes } : {}),
+      ...(options.verifiedCacheSize !== undefined ? { cacheSize: options.verifiedCacheSize } : {}),
+      onUnknownKid: () => this.#keys.requestRefresh(),
+    });
+    this.#follower = new FeedFollower({
+      serverUrl,
+      authorization: basicAuthorization(clientId, clientSecret),
+      index: this.#index,
+      fetch,
+      now,
+      maxStalenessMs,
+      reconnect: this.#reconnect,
+      idleTimeoutMs,
+      requestTimeoutMs,
+      maxSnapshotBytes,
+      maxEventChars,
+    });
+
+    this.#keysReady = new Promise<void>((resolve) => {
+      this.#keysLoop = this.#loadKeys(resolve);
+    });
+    this.#follower.start();
+    this.#every(pruneIntervalMs, () => {
+      const entries = this.#index.prune(this.#now());
+      if (entries > 0) emit(() => ({ type: 'pruned', entries }));
+    });
+    this.#every(jwksRefreshIntervalMs, () => {
+      if (this.#keys.loaded) this.#keys.refresh().catch(() => {});
+    });
+  }
+
+  ready(): Promise<void> {
+    this.#ready ??= this.#waitReady();
+    return this.#ready;
+  }
+
+  check(input: string | null | undefined): Promise<GuardDecision> {
+    const token = extractToken(input);
+    if (token === undefined) return Promise.resolve(MISSING_TOKEN);
+    if (token === MALFORMED_HEADER) return Promise.resolve(INVALID_TOKEN.malformed);
+    if (!this.#keys.loaded) return Promise.resolve(NOT_READY);
+    const nowMs = this.#now();
+    const verified = this.#verifier.verify(token, nowMs);
+    return verified instanceof Promise
+      ? verified.then((decision) => this.#decide(decision, nowMs))
+      : Promise.resolve(this.#decide(verified, nowMs));
+  }
+
+  health(): GuardHealth {
+    const nowMs = this.#now();
+    const feedState = this.#follower.state(nowMs);
+    const lastError = this.#follower.lastError;
+    return {
+      state: !this.#keys.loaded && feedState !== 'stale' ? 'starting' : feedState,
+      cursor: this.#index.cursor,
+      serverCursor: this.#follower.serverCursor,
+      lagMs: this.#follower.lagMs(nowMs),
+      lastConfirmedAtMs: this.#follower.lastConfirmedMs,
+      activeRules: this.#index.size,
+      keys: this.#keys.current.size,
+      reconnects: this.#follower.reconnects,
+      lastError: lastError ? { code: lastError.code, message: lastError.message } : undefined,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closing.abort();
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#keys.close();
+    await Promise.all([this.#follower.close(), this.#keysLoop]);
+  }
+
+  #decide(verified: VerifyDecision, nowMs: number): GuardDecision {
+    if (!verified.ok) return INVALID_TOKEN[verified.reason];
+    const revocation = this.#index.check(verified.facts, nowMs);
+    if (revocation.revoked) return REVOKED[revocation.by];
+    if (this.#follower.isFresh(nowMs)) return verified;
+    return this.#acceptStale ? { ...verified, stale: true } : STALE;
+  }
+
+  async #loadKeys(loaded: () => void): Promise<void> {
+    let attempt = 0;
+    while (!this.#closing.signal.aborted) {
+      try {
+        await this.#keys.refresh();
+        loaded();
+        return;
+      } catch {
+        // Published as an event by the key set; retry.
+      }
+      try {
+        const delayMs = backoffDelayMs(
+          attempt++,
+          this.#reconnect.initialDelayMs,
+          this.#reconnect.maxDelayMs,
+          Math.random,
+        );
+        await sleep(delayMs, undefined, { signal: this.#closing.signal });
+      } catch {
+        return;
+      }
+    }
+  }
+
+  async #waitReady(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const last = this.#follower.lastError;
+        reject(
+          new GuardError(
+            'REVOKD_GUARD_NOT_READY',
+            `not ready after ${this.#readyTimeoutMs} ms` +
+              (this.#keys.loaded ? '' : ' (no keys yet)') +
+              (last ? `: ${last.message}` : ''),
+          ),
+        );
+      }, this.#readyTimeoutMs);
+      timer.unref();
+    });
+    try {
+      await Promise.race([Promise.all([this.#keysReady, this.#follower.ready]), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #every(periodMs: number, task: () => void): void {
+    const timer = setInterval(task, periodMs);
+    timer.unref();
+    this.#timers.push(timer);
+  }
+}
+
+function extractToken(input: string | null | undefined): string | typeof MALFORMED_HEADER | undefined {
+  if (typeof input !== 'string' || input.length === 0) return undefined;
+  if (input.indexOf(' ') === -1 && input.indexOf('\t') === -1) return input;
+  const token = bearerToken(input);
+  if (token !== undefined) return token;
+  return isBearerScheme(input) ? MALFORMED_HEADER : undefined;
+}
+
+function requiredString(value: unknown, key: string): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new GuardError('REVOKD_GUARD_CONFIG', `${key} must be a non-empty string`);
+  }
+  return value;
+}
