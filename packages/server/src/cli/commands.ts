@@ -1,5 +1,5 @@
 import type { ParseArgsOptionsConfig } from 'node:util';
-import { type Config, GRANT_TYPES, type GrantType } from '../config/schema.ts';
+import { type Config, clientSchema, GRANT_TYPES, type GrantType } from '../config/schema.ts';
 import { RevokdError } from '../core/errors.ts';
 import { buildApp } from '../http/app.ts';
 import { createRuntime, type Runtime } from '../runtime.ts';
@@ -48,6 +48,17 @@ function reasonOf(ctx: CommandContext, fallback: RevocationReason): RevocationRe
   return reason as RevocationReason;
 }
 
+/** A non-negative integer option, or `fallback` when absent; anything else is a usage error, not a stack trace. */
+function count(ctx: CommandContext, name: string, fallback: number): number {
+  const raw = ctx.values[name];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (typeof raw !== 'string' || !/^\d+$/.test(raw) || !Number.isSafeInteger(value)) {
+    throw new RevokdError('REVOKD_INVALID_ARGUMENT', `--${name} must be a non-negative integer`);
+  }
+  return value;
+}
+
 function list(value: unknown): string[] {
   return (Array.isArray(value) ? value : value === undefined ? [] : [value]).flatMap((v) =>
     String(v).split(','),
@@ -83,7 +94,16 @@ const serve: Command = {
       if (closing) return;
       closing = true;
       app.log.info({ signal }, 'shutting down');
-      await app.close();
+      // close() only drops the keep-alive connections idle at that moment; those that finish a request later would
+      // hold the exit for the 72 s keep-alive timeout. Drop them as they go idle, and everything after 10 s.
+      const reaper = setInterval(() => app.server.closeIdleConnections(), 100);
+      const deadline = setTimeout(() => app.server.closeAllConnections(), 10_000);
+      try {
+        await app.close();
+      } finally {
+        clearInterval(reaper);
+        clearTimeout(deadline);
+      }
       await runtime.close();
     };
     process.once('SIGINT', () => void shutdown('SIGINT'));
@@ -132,7 +152,8 @@ const client: Command = {
           if (audiences.length === 0)
             throw new RevokdError('REVOKD_INVALID_ARGUMENT', 'give at least one --audience');
           const ttl = ctx.values['access-token-ttl'];
-          const { secret } = await runtime.clients.register({
+          // The same rules as clients declared in the configuration (ids, scopes, URIs, TTL bounds).
+          const parsed = clientSchema.omit({ secretHash: true }).safeParse({
             id,
             grants,
             audiences,
@@ -141,6 +162,26 @@ const client: Command = {
             accessTokenTtlSeconds: ttl === undefined ? undefined : Number(ttl),
             backchannelLogoutUri: ctx.values['backchannel-logout-uri'] as string | undefined,
             canIntrospect: ctx.values.introspect === true,
+          });
+          if (!parsed.success) {
+            const issue = parsed.error.issues[0]!;
+            throw new RevokdError(
+              'REVOKD_INVALID_ARGUMENT',
+              `${issue.path.join('.') || 'client'}: ${issue.message}`,
+            );
+          }
+          const max = ctx.config.tokens.maxAccessTokenTtlSeconds;
+          if ((parsed.data.accessTokenTtlSeconds ?? 0) > max) {
+            throw new RevokdError(
+              'REVOKD_INVALID_ARGUMENT',
+              `--access-token-ttl must not exceed tokens.maxAccessTokenTtlSeconds (${max})`,
+            );
+          }
+          const { accessTokenTtlSeconds, backchannelLogoutUri } = parsed.data;
+          const { secret } = await runtime.clients.register({
+            ...parsed.data,
+            accessTokenTtlSeconds,
+            backchannelLogoutUri,
           });
           ctx.out(JSON.stringify({ client_id: id, client_secret: secret }));
           return 0;
@@ -151,8 +192,12 @@ const client: Command = {
             ctx.out(JSON.stringify(visible));
           }
           return 0;
-        case 'remove':
-          return (await runtime.store.deleteClient(positional(ctx, 1, 'client id'))) ? 0 : 1;
+        case 'remove': {
+          const id = positional(ctx, 1, 'client id');
+          if (!(await runtime.store.deleteClient(id)))
+            throw new RevokdError('REVOKD_NOT_FOUND', `no client ${id}`);
+          return 0;
+        }
         default:
           throw new RevokdError('REVOKD_INVALID_ARGUMENT', `unknown client action ${action}`);
       }
@@ -244,7 +289,7 @@ const feed: Command = {
   options: { after: { type: 'string' }, limit: { type: 'string' } },
   async run(ctx) {
     return withRuntime(ctx.config, async ({ store }) => {
-      const entries = await store.readLog(Number(ctx.values.after ?? 0), Number(ctx.values.limit ?? 1000));
+      const entries = await store.readLog(count(ctx, 'after', 0), count(ctx, 'limit', 1000));
       for (const entry of entries) ctx.out(JSON.stringify(entry));
       return 0;
     });
@@ -258,8 +303,8 @@ const audit: Command = {
     return withRuntime(ctx.config, async ({ admin }) => {
       const events = await admin.readAudit({
         subject: ctx.values.subject as string | undefined,
-        afterId: Number(ctx.values.after ?? 0),
-        limit: Number(ctx.values.limit ?? 100),
+        afterId: count(ctx, 'after', 0),
+        limit: count(ctx, 'limit', 100),
       });
       for (const event of events) ctx.out(JSON.stringify(event));
       return 0;

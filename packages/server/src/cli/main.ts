@@ -44,11 +44,14 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
+    const cause = isRevokdError(error) && error.cause instanceof Error ? ` (${error.cause.message})` : '';
     const message =
       isRevokdError(error) ||
       isOAuthError(error) ||
-      (error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS'))
-        ? error.message
+      (error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) ||
+      // Operating-system errors (port in use, unwritable path) say what and where; the stack adds nothing.
+      (error instanceof Error && 'syscall' in error)
+        ? `${error.message}${cause}`
         : String((error as Error)?.stack ?? error);
     process.stderr.write(`revokd: ${message}\n`);
     process.exitCode = 1;

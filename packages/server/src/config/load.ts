@@ -6,7 +6,9 @@ import { type Config, configSchema } from './schema.ts';
 type EnvType = 'string' | 'integer' | 'boolean';
 
 /** Environment variables, the configuration key each one sets, and how its text is read. */
-export const ENV_KEYS: Readonly<Record<string, { readonly path: readonly string[]; readonly type: EnvType }>> = {
+export const ENV_KEYS: Readonly<
+  Record<string, { readonly path: readonly string[]; readonly type: EnvType }>
+> = {
   REVOKD_ISSUER: { path: ['issuer'], type: 'string' },
   REVOKD_HOST: { path: ['http', 'host'], type: 'string' },
   REVOKD_PORT: { path: ['http', 'port'], type: 'integer' },

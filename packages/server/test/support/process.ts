@@ -32,8 +32,10 @@ export interface ServerProcess {
   output(): string;
   /** SIGKILL: no shutdown hooks, no flush. */
   kill9(): Promise<void>;
-  /** SIGTERM and wait for exit. */
-  stop(): Promise<void>;
+  /** SIGTERM and wait for exit; SIGKILL if it has not exited after `timeoutMs` (default 10 s). */
+  stop(timeoutMs?: number): Promise<void>;
+  /** Resolves with the exit code (null when killed by a signal) and the signal, once the process has exited. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /** A fresh data folder for one test. */
@@ -55,7 +57,9 @@ export function baseEnv(dbPath: string, port: number): NodeJS.ProcessEnv {
 
 /** Starts `revokd serve` and resolves once it answers `/healthz`. */
 export async function startServer(
-  options: { dbPath: string; port?: number; env?: NodeJS.ProcessEnv } = { dbPath: join(tempDataDir(), 'revokd.db') },
+  options: { dbPath: string; port?: number; env?: NodeJS.ProcessEnv } = {
+    dbPath: join(tempDataDir(), 'revokd.db'),
+  },
 ): Promise<ServerProcess> {
   const port = options.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
@@ -66,7 +70,9 @@ export async function startServer(
   let output = '';
   child.stdout?.on('data', (chunk) => (output += chunk));
   child.stderr?.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<void>((resolveExit) => child.once('exit', () => resolveExit()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolveExit) =>
+    child.once('exit', (code, signal) => resolveExit({ code, signal })),
+  );
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`revokd exited early (${child.exitCode}):\n${output}`);
@@ -88,13 +94,16 @@ export async function startServer(
     dbPath: options.dbPath,
     child,
     output: () => output,
+    exited,
     async kill9() {
-      child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await exited;
     },
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
+    async stop(timeoutMs = 10_000) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
       await exited;
+      clearTimeout(timer);
     },
   };
 }
@@ -107,11 +116,49 @@ export async function cli(dbPath: string, args: string[], env: NodeJS.ProcessEnv
   return stdout;
 }
 
+export interface CliResult {
+  /** Exit code, or null when the process was killed (see `signal`). */
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Runs the CLI and resolves with its exit code and output, whatever the exit code. A run that outlives
+ * `timeoutMs` (default 20 s) is killed and resolves with `signal: 'SIGTERM'`.
+ */
+export function cliResult(
+  dbPath: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  timeoutMs = 20_000,
+): Promise<CliResult> {
+  return new Promise((resolveResult) => {
+    const child = execFile(
+      process.execPath,
+      [...NODE_ARGS, ...args],
+      {
+        env: { ...process.env, REVOKD_DB_PATH: dbPath, REVOKD_LOG_LEVEL: 'warn', ...env },
+        timeout: timeoutMs,
+      },
+      (_error, stdout, stderr) => {
+        resolveResult({ code: child.exitCode, signal: child.signalCode, stdout, stderr });
+      },
+    );
+  });
+}
+
 /** Registers a client through the CLI and returns its credentials. */
 export async function addClientViaCli(
   dbPath: string,
   id: string,
-  flags: string[] = ['--grant', 'client_credentials,refresh_token,token_exchange', '--audience', 'https://api.example.com'],
+  flags: string[] = [
+    '--grant',
+    'client_credentials,refresh_token,token_exchange',
+    '--audience',
+    'https://api.example.com',
+  ],
 ): Promise<{ client_id: string; client_secret: string }> {
   return JSON.parse(await cli(dbPath, ['client', 'add', id, ...flags]));
 }
