@@ -21,6 +21,15 @@ export type GuardEvent =
   | { readonly type: 'reset'; readonly cursor: number; readonly reason: string }
   | { readonly type: 'keys'; readonly kids: readonly string[] }
   | { readonly type: 'pruned'; readonly entries: number }
+  /** A back-channel logout token was accepted (see `createBackchannelLogoutReceiver`). */
+  | {
+      readonly type: 'logout';
+      readonly jti: string;
+      readonly sid: string | undefined;
+      readonly sub: string | undefined;
+    }
+  /** A back-channel logout request or token was refused; `reason` is a `LogoutRejectReason` or `invalid_request`. */
+  | { readonly type: 'logout_rejected'; readonly reason: string }
   | {
       readonly type: 'error';
       readonly during: 'snapshot' | 'stream' | 'keys';

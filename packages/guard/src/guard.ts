@@ -1,16 +1,26 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type GuardDecision, INVALID_TOKEN, MISSING_TOKEN, NOT_READY, REVOKED, STALE } from './decision.ts';
 import { GuardError } from './errors.ts';
 import { emit } from './events.ts';
 import { backoffDelayMs, FeedFollower, type FeedState, type ReconnectOptions } from './feed/follower.ts';
+import { GUARD_ID_PATTERN, parseRule } from './feed/wire.ts';
 import { bearerToken, isBearerScheme } from './http/bearer.ts';
 import { basicAuthorization, checkEndpointUrl, type FetchFunction } from './http/fetch.ts';
 import { RevocationIndex } from './model/revocation-index.ts';
-import { GUARD_ALGORITHMS, type GuardAlgorithm } from './verify/key-set.ts';
+import type { Rule } from './model/rule.ts';
+import { GUARD_ALGORITHMS, type GuardAlgorithm, type KeyResolver } from './verify/key-set.ts';
 import { discoverJwksUri, RemoteKeySet } from './verify/remote-key-set.ts';
 import { AccessTokenVerifier, integerIn, type VerifyDecision } from './verify/verifier.ts';
 
 export type StalePolicy = 'reject' | 'accept';
+
+/** Options of one {@link Guard.check} call. */
+export interface CheckOptions {
+  /** Overrides the guard's `stalePolicy` for this call (e.g. per route). Default: the guard's. */
+  readonly stalePolicy?: StalePolicy;
+}
 
 /** Options of {@link createGuard}. Units are in the names; defaults are given per option. */
 export interface GuardOptions {
@@ -21,6 +31,12 @@ export interface GuardOptions {
   /** Client credentials of a client allowed to introspect: they authenticate the revocation feed. */
   readonly clientId: string;
   readonly clientSecret: string;
+  /**
+   * Names this guard to the server: it is listed under this id in `GET /admin/guards`, and in the
+   * `enforced_by` / `pending` lists of revocations that wait for enforcement. 1-128 printable ASCII
+   * characters, no spaces. Default `<hostname>:<pid>:<8 random hex digits>`.
+   */
+  readonly guardId?: string;
   /** Where the server is reached (metadata, feed). Default: `issuer`. */
   readonly serverUrl?: string;
   /** The JWKS URL. Default: `jwks_uri` of the server's RFC 8414 metadata. */
@@ -66,11 +82,15 @@ export interface GuardOptions {
 }
 
 export interface GuardHealth {
+  /** The id this guard reports under (option `guardId`). */
+  readonly guardId: string;
   readonly state: FeedState;
   /** Cursor of the last revocation log entry applied. */
   readonly cursor: number;
   /** Cursor of the server's last heartbeat. */
   readonly serverCursor: number | undefined;
+  /** Cursor last reported to the server in a receipt (and acknowledged by it); undefined before the first. */
+  readonly reportedCursor: number | undefined;
   /** Milliseconds since freshness was last confirmed; undefined before the first snapshot. */
   readonly lagMs: number | undefined;
   readonly lastConfirmedAtMs: number | undefined;
@@ -88,10 +108,21 @@ export interface Guard {
   /**
    * Decides one request: pass the `Authorization` header value (or the bare token). No I/O; a rejection
    * allocates nothing. Verifies the token, checks it against the revocation index, then applies the stale
-   * policy if freshness is not confirmed.
+   * policy (the guard's, or `options.stalePolicy`) if freshness is not confirmed.
    */
-  check(authorizationHeaderOrToken: string | null | undefined): Promise<GuardDecision>;
+  check(
+    authorizationHeaderOrToken: string | null | undefined,
+    options?: CheckOptions,
+  ): Promise<GuardDecision>;
   health(): GuardHealth;
+  /**
+   * Adds a rule to this process's index only, e.g. from a back-channel logout token (see
+   * `createBackchannelLogoutReceiver`). Local rules are kept apart from the feed's, so a snapshot reload does not
+   * drop them; they apply until their `expiresAtMs`. Throws a `TypeError` for a malformed rule.
+   */
+  revokeLocally(rule: Rule): void;
+  /** The verification keys the guard holds (the server's JWKS): pass them to a back-channel logout receiver. */
+  readonly keys: KeyResolver;
   close(): Promise<void>;
 }
 
@@ -115,7 +146,11 @@ export function createGuard(options: GuardOptions): Guard {
 
 class RevokdGuard implements Guard {
   readonly #now: () => number;
+  readonly #guardId: string;
   readonly #index = new RevocationIndex();
+  /** Rules from {@link Guard.revokeLocally}; checked only while it holds any. */
+  readonly #localIndex = new RevocationIndex();
+  #hasLocalRules = false;
   readonly #keys: RemoteKeySet;
   readonly #verifier: AccessTokenVerifier;
   readonly #follower: FeedFollower;
@@ -135,6 +170,13 @@ class RevokdGuard implements Guard {
     const issuer = requiredString(options.issuer, 'issuer');
     const clientId = requiredString(options.clientId, 'clientId');
     const clientSecret = requiredString(options.clientSecret, 'clientSecret');
+    const guardId = options.guardId ?? defaultGuardId();
+    if (typeof guardId !== 'string' || !GUARD_ID_PATTERN.test(guardId)) {
+      throw new GuardError(
+        'REVOKD_GUARD_CONFIG',
+        'guardId must be 1-128 printable ASCII characters, no spaces',
+      );
+    }
     const insecure = options.allowInsecureHttp === true;
     const serverUrl = checkEndpointUrl(options.serverUrl ?? issuer, 'serverUrl', insecure).href;
     const jwksUri =
@@ -174,6 +216,7 @@ class RevokdGuard implements Guard {
     const algorithms = options.algorithms ?? GUARD_ALGORITHMS;
 
     this.#now = now;
+    this.#guardId = guardId;
     this.#acceptStale = options.stalePolicy === 'accept';
     this.#keys = new RemoteKeySet({
       jwksUri:
@@ -219,6 +262,7 @@ class RevokdGuard implements Guard {
       requestTimeoutMs,
       maxSnapshotBytes,
       maxEventChars,
+      guardId,
     });
 
     this.#keysReady = new Promise<void>((resolve) => {
@@ -226,7 +270,7 @@ class RevokdGuard implements Guard {
     });
     this.#follower.start();
     this.#every(pruneIntervalMs, () => {
-      const entries = this.#index.prune(this.#now());
+      const entries = this.#index.prune(this.#now()) + this.#pruneLocal();
       if (entries > 0) emit(() => ({ type: 'pruned', entries }));
     });
     this.#every(jwksRefreshIntervalMs, () => {
@@ -239,16 +283,30 @@ class RevokdGuard implements Guard {
     return this.#ready;
   }
 
-  check(input: string | null | undefined): Promise<GuardDecision> {
+  check(input: string | null | undefined, options?: CheckOptions): Promise<GuardDecision> {
     const token = extractToken(input);
     if (token === undefined) return Promise.resolve(MISSING_TOKEN);
     if (token === MALFORMED_HEADER) return Promise.resolve(INVALID_TOKEN.malformed);
     if (!this.#keys.loaded) return Promise.resolve(NOT_READY);
     const nowMs = this.#now();
+    // Any value other than the two policies fails closed.
+    const acceptStale =
+      options?.stalePolicy === undefined ? this.#acceptStale : options.stalePolicy === 'accept';
     const verified = this.#verifier.verify(token, nowMs);
     return verified instanceof Promise
-      ? verified.then((decision) => this.#decide(decision, nowMs))
-      : Promise.resolve(this.#decide(verified, nowMs));
+      ? verified.then((decision) => this.#decide(decision, nowMs, acceptStale))
+      : Promise.resolve(this.#decide(verified, nowMs, acceptStale));
+  }
+
+  revokeLocally(rule: Rule): void {
+    const parsed = parseRule(rule);
+    if (parsed === undefined) throw new TypeError('not a valid revocation rule');
+    this.#localIndex.add(parsed);
+    this.#hasLocalRules = true;
+  }
+
+  get keys(): KeyResolver {
+    return this.#keys;
   }
 
   health(): GuardHealth {
@@ -256,9 +314,11 @@ class RevokdGuard implements Guard {
     const feedState = this.#follower.state(nowMs);
     const lastError = this.#follower.lastError;
     return {
+      guardId: this.#guardId,
       state: !this.#keys.loaded && feedState !== 'stale' ? 'starting' : feedState,
       cursor: this.#index.cursor,
       serverCursor: this.#follower.serverCursor,
+      reportedCursor: this.#follower.reportedCursor,
       lagMs: this.#follower.lagMs(nowMs),
       lastConfirmedAtMs: this.#follower.lastConfirmedMs,
       activeRules: this.#index.size,
@@ -275,12 +335,23 @@ class RevokdGuard implements Guard {
     await Promise.all([this.#follower.close(), this.#keysLoop]);
   }
 
-  #decide(verified: VerifyDecision, nowMs: number): GuardDecision {
+  #decide(verified: VerifyDecision, nowMs: number, acceptStale: boolean): GuardDecision {
     if (!verified.ok) return INVALID_TOKEN[verified.reason];
     const revocation = this.#index.check(verified.facts, nowMs);
     if (revocation.revoked) return REVOKED[revocation.by];
+    if (this.#hasLocalRules) {
+      const local = this.#localIndex.check(verified.facts, nowMs);
+      if (local.revoked) return REVOKED[local.by];
+    }
     if (this.#follower.isFresh(nowMs)) return verified;
-    return this.#acceptStale ? { ...verified, stale: true } : STALE;
+    return acceptStale ? { ...verified, stale: true } : STALE;
+  }
+
+  #pruneLocal(): number {
+    if (!this.#hasLocalRules) return 0;
+    const dropped = this.#localIndex.prune(this.#now());
+    this.#hasLocalRules = this.#localIndex.size > 0;
+    return dropped;
   }
 
   async #loadKeys(loaded: () => void): Promise<void> {
@@ -343,6 +414,15 @@ function extractToken(input: string | null | undefined): string | typeof MALFORM
   const token = bearerToken(input);
   if (token !== undefined) return token;
   return isBearerScheme(input) ? MALFORMED_HEADER : undefined;
+}
+
+/** `<hostname>:<pid>:<random>`, with anything outside the guard id alphabet replaced. */
+function defaultGuardId(): string {
+  const host =
+    hostname()
+      .replace(/[^\x21-\x7E]/g, '-')
+      .slice(0, 64) || 'guard';
+  return `${host}:${process.pid}:${randomBytes(4).toString('hex')}`;
 }
 
 function requiredString(value: unknown, key: string): string {

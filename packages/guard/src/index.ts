@@ -6,7 +6,27 @@
  * - {@link AccessTokenVerifier}, {@link KeySet}, {@link RemoteKeySet}: the RFC 9068 verifier on its own.
  * - {@link FeedFollower} and the wire formats of the revocation feed, shared with the server.
  * - The revocation model ({@link RevocationIndex}, {@link Rule}, {@link tokenFacts}), shared with the server.
+ * - {@link createBackchannelLogoutReceiver}: OpenID Connect Back-Channel Logout tokens turned into local revocations.
  */
+
+export {
+  BACKCHANNEL_LOGOUT_EVENT,
+  type BackchannelLogout,
+  LOGOUT_REJECT_REASONS,
+  LOGOUT_TOKEN_TYP,
+  type LogoutRejectReason,
+  type LogoutTokenDecision,
+  LogoutTokenValidator,
+  type LogoutTokenValidatorOptions,
+} from './backchannel/logout-token.ts';
+export {
+  type BackchannelLogoutReceiver,
+  type BackchannelLogoutReceiverOptions,
+  type BackchannelLogoutResponse,
+  createBackchannelLogoutReceiver,
+  type LocalRevocationTarget,
+  type LogoutReceipt,
+} from './backchannel/receiver.ts';
 export type {
   GuardAcceptance,
   GuardDecision,
@@ -37,6 +57,8 @@ export {
   encodeHeartbeatFrame,
   encodeResetFrame,
   FEED_PATHS,
+  GUARD_ID_PATTERN,
+  HEARTBEAT_MS,
   type HeartbeatFrame,
   type LogPage,
   parseEntries,
@@ -45,11 +67,19 @@ export {
   parseResetFrame,
   parseRule,
   parseSnapshot,
+  type ReceiptBody,
   type ResetFrame,
   type SnapshotBody,
   STREAM_EVENTS,
 } from './feed/wire.ts';
-export { createGuard, type Guard, type GuardHealth, type GuardOptions, type StalePolicy } from './guard.ts';
+export {
+  type CheckOptions,
+  createGuard,
+  type Guard,
+  type GuardHealth,
+  type GuardOptions,
+  type StalePolicy,
+} from './guard.ts';
 export {
   type BearerChallengeParams,
   bearerChallenge,

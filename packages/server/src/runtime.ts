@@ -3,7 +3,9 @@ import type { Config } from './config/schema.ts';
 import { type Clock, SystemClock } from './core/clock.ts';
 import { Keyring } from './crypto/keyring.ts';
 import { AdminService } from './services/admin.ts';
+import { BackchannelLogoutDispatcher } from './services/backchannel-logout.ts';
 import { ClientService } from './services/clients.ts';
+import { GuardRegistry } from './services/guard-registry.ts';
 import { IntrospectionService } from './services/introspection.ts';
 import { RevocationService } from './services/revocation.ts';
 import { TokenService } from './services/tokens.ts';
@@ -21,6 +23,10 @@ export interface Runtime {
   readonly tokens: TokenService;
   readonly introspection: IntrospectionService;
   readonly admin: AdminService;
+  /** Delivers back-channel logout tokens from the outbox; undefined when not following (the CLI). */
+  readonly backchannelLogout: BackchannelLogoutDispatcher | undefined;
+  /** Guards connected to this process's revocation stream, and their receipts. */
+  readonly guards: GuardRegistry;
   close(): Promise<void>;
 }
 
@@ -46,6 +52,10 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
   const tokens = new TokenService({ config, store, keyring, clock, revocation });
   const introspection = new IntrospectionService({ config, store, keyring, clock, revocation });
   const admin = new AdminService({ store, clock, keyring, revocation });
+  const guards = new GuardRegistry({ clock, revocation });
+  const backchannelLogout = follow
+    ? new BackchannelLogoutDispatcher({ config, store, keyring, clock })
+    : undefined;
   const timers: NodeJS.Timeout[] = [];
   try {
     await keyring.init(options.actor);
@@ -57,6 +67,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       const timer = setInterval(() => void keyring.reload().catch(() => {}), KEY_RELOAD_INTERVAL_MS);
       timer.unref();
       timers.push(timer);
+      // Sessions ended by a revocation this process applies have their logout tokens queued: send them now.
+      revocation.onApplied(() => backchannelLogout?.poke());
+      backchannelLogout?.start();
     }
   } catch (error) {
     await store.close();
@@ -72,9 +85,13 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     tokens,
     introspection,
     admin,
+    guards,
+    backchannelLogout,
     async close() {
+      guards.close();
       for (const timer of timers) clearInterval(timer);
       revocation.stop();
+      await backchannelLogout?.stop();
       await store.close();
     },
   };

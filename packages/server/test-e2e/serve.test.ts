@@ -31,7 +31,10 @@ test('an invalid configuration value stops serve before it starts, naming the ke
     { env: { REVOKD_REFRESH_REUSE_GRACE_SECONDS: 'soon' }, key: /tokens\.refreshReuseGraceSeconds/ },
     { env: { REVOKD_SIGNING_ALGORITHM: 'none' }, key: /signing\.algorithm/ },
     { env: { REVOKD_SIGNING_ALGORITHM: 'HS256' }, key: /signing\.algorithm/ },
-    { env: { REVOKD_ISSUER: 'https://issuer.example/?x=1' }, key: /issuer: must not contain a query/ },
+    {
+      env: { REVOKD_ISSUER: 'https://issuer.example/?x=1' },
+      key: /issuer \(set by REVOKD_ISSUER\): must not contain a query/,
+    },
     { env: { REVOKD_RATE_LIMIT_ENABLED: 'maybe' }, key: /rateLimit\.enabled/ },
     { env: { REVOKD_LOG_LEVEL: 'loud' }, key: /log\.level/ },
   ];

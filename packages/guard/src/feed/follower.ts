@@ -6,12 +6,17 @@ import type { RevocationIndex } from '../model/revocation-index.ts';
 import { type SseEvent, SseLimitError, SseParser } from './sse.ts';
 import {
   FEED_PATHS,
+  HEARTBEAT_MS,
   parseEntriesFrame,
   parseHeartbeatFrame,
   parseResetFrame,
   parseSnapshot,
+  type ReceiptBody,
   STREAM_EVENTS,
 } from './wire.ts';
+
+/** A caught-up guard still reports its cursor this often (on a heartbeat), so the server sees it alive, in ms. */
+const RECEIPT_REFRESH_MS = 5000;
 
 /**
  * How fresh the guard's revocation index is.
@@ -51,6 +56,12 @@ export interface FeedFollowerOptions {
   readonly maxEventChars: number;
   /** Source of jitter, in [0, 1). Default `Math.random`. */
   readonly random?: () => number;
+  /**
+   * Names this guard to the server (stream `guard_id`) and turns receipts on: after applying entries, and on
+   * heartbeats, the follower POSTs the cursor it has applied ({@link FEED_PATHS}`.receipts`). Default: none
+   * (anonymous stream, no receipts). Must match {@link GUARD_ID_PATTERN}.
+   */
+  readonly guardId?: string;
 }
 
 /**
@@ -83,6 +94,13 @@ export class FeedFollower {
   #resetRequested = false;
   readonly #ready: Promise<void>;
   #settleReady: ((error?: GuardError) => void) | undefined;
+  /** Heartbeat period asked of the server: several heartbeats per staleness bound. */
+  readonly #heartbeatMs: number;
+  #reportedCursor: number | undefined;
+  #lastReportMs: number | undefined;
+  #receiptDue = false;
+  #receiptSending = false;
+  #receipts: Promise<void> | undefined;
 
   constructor(options: FeedFollowerOptions) {
     this.#options = options;
@@ -90,6 +108,10 @@ export class FeedFollower {
     this.#random = options.random ?? Math.random;
     this.#initialDelayMs = options.reconnect?.initialDelayMs ?? 250;
     this.#maxDelayMs = options.reconnect?.maxDelayMs ?? 10_000;
+    this.#heartbeatMs = Math.min(
+      HEARTBEAT_MS.default,
+      Math.max(HEARTBEAT_MS.min, Math.floor(options.maxStalenessMs / 4)),
+    );
     this.#ready = new Promise<void>((resolve, reject) => {
       this.#settleReady = (error) => {
         this.#settleReady = undefined;
@@ -132,6 +154,11 @@ export class FeedFollower {
     return this.#lastError;
   }
 
+  /** The cursor the server last acknowledged in a receipt; undefined before the first. */
+  get reportedCursor(): number | undefined {
+    return this.#reportedCursor;
+  }
+
   /** How many times the stream was reopened after a failure or a reset. */
   get reconnects(): number {
     return this.#reconnects;
@@ -159,7 +186,7 @@ export class FeedFollower {
   async close(): Promise<void> {
     this.#closing.abort();
     this.#settleReady?.(new GuardError('REVOKD_GUARD_CLOSED', 'the guard was closed'));
-    await this.#loop;
+    await Promise.all([this.#loop, this.#receipts]);
   }
 
   async #run(): Promise<void> {
@@ -233,7 +260,9 @@ export class FeedFollower {
       idle = true;
       connection.abort();
     }, this.#options.idleTimeoutMs);
-    const url = `${this.#url(FEED_PATHS.stream)}?after=${after}`;
+    const query = new URLSearchParams({ after: String(after), heartbeat_ms: String(this.#heartbeatMs) });
+    if (this.#options.guardId !== undefined) query.set('guard_id', this.#options.guardId);
+    const url = `${this.#url(FEED_PATHS.stream)}?${query}`;
     try {
       let response: Response;
       try {
@@ -258,6 +287,8 @@ export class FeedFollower {
         throw new GuardError('REVOKD_GUARD_PROTOCOL', `GET ${url}: not an event stream`);
       }
       this.#connected = true;
+      // A new stream is a new registration on the server: report on its first heartbeat.
+      this.#lastReportMs = undefined;
       emit(() => ({ type: 'connected', after }));
       const parser = new SseParser({
         onEvent: (event) => this.#onEvent(event),
@@ -298,7 +329,9 @@ export class FeedFollower {
       case STREAM_EVENTS.entries: {
         const entries = parseEntriesFrame(event.data);
         if (entries === undefined) throw new GuardError('REVOKD_GUARD_PROTOCOL', 'invalid entries frame');
+        const before = this.#index.cursor;
         this.#index.apply(entries);
+        if (this.#index.cursor !== before) this.#report();
         return;
       }
       case STREAM_EVENTS.heartbeat: {
@@ -313,6 +346,13 @@ export class FeedFollower {
         this.#serverCursor = heartbeat.cursor;
         this.#clockOffsetMs = heartbeat.serverTimeMs - nowMs;
         this.#lastConfirmedMs = nowMs;
+        if (
+          this.#reportedCursor !== this.#index.cursor ||
+          this.#lastReportMs === undefined ||
+          nowMs - this.#lastReportMs >= RECEIPT_REFRESH_MS
+        ) {
+          this.#report();
+        }
         if (!this.#live) {
           this.#live = true;
           this.#wasLive = true;
@@ -332,6 +372,55 @@ export class FeedFollower {
       default:
         // Unknown event types are ignored, so the server can add new ones.
         return;
+    }
+  }
+
+  /**
+   * Schedules a receipt of the applied cursor. Never blocks the caller: one request is in flight at a time,
+   * frames applied meanwhile are covered by the next one, and a failed receipt is not retried until the next
+   * batch or heartbeat.
+   */
+  #report(): void {
+    if (this.#options.guardId === undefined || this.#closing.signal.aborted) return;
+    this.#receiptDue = true;
+    if (this.#receiptSending) return;
+    this.#receiptSending = true;
+    this.#receipts = this.#sendReceipts(this.#options.guardId);
+  }
+
+  async #sendReceipts(guardId: string): Promise<void> {
+    try {
+      // Let the rest of the chunk be applied first: one receipt covers the frames that arrived together.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      while (this.#receiptDue && !this.#closing.signal.aborted) {
+        this.#receiptDue = false;
+        if (!(await this.#postReceipt(guardId, this.#index.cursor))) return;
+      }
+    } finally {
+      this.#receiptSending = false;
+    }
+  }
+
+  async #postReceipt(guardId: string, cursor: number): Promise<boolean> {
+    try {
+      const response = await this.#options.fetch(this.#url(FEED_PATHS.receipts), {
+        method: 'POST',
+        headers: {
+          authorization: this.#options.authorization,
+          'content-type': 'application/json',
+          'cache-control': 'no-store',
+        },
+        body: JSON.stringify({ guardId, cursor } satisfies ReceiptBody),
+        signal: AbortSignal.any([this.#closing.signal, AbortSignal.timeout(this.#options.requestTimeoutMs)]),
+        redirect: 'error',
+      });
+      await response.body?.cancel().catch(() => {});
+      if (!response.ok) return false;
+      this.#reportedCursor = cursor;
+      this.#lastReportMs = this.#options.now();
+      return true;
+    } catch {
+      return false;
     }
   }
 

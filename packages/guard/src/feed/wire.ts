@@ -12,9 +12,30 @@ export const FEED_PATHS = {
   snapshot: '/revocations/snapshot',
   /** `GET ?after=N&limit=M` → {@link LogPage}. */
   log: '/revocations/log',
-  /** `GET ?after=N` → `text/event-stream` of {@link STREAM_EVENTS}. */
+  /**
+   * `GET ?after=N[&guard_id=ID][&heartbeat_ms=MS]` → `text/event-stream` of {@link STREAM_EVENTS}. A guard that
+   * names itself (`guard_id`, see {@link GUARD_ID_PATTERN}) is listed by the server while the stream is open and
+   * is expected to report receipts; `heartbeat_ms` asks for heartbeats at that period ({@link HEARTBEAT_MS}).
+   */
   stream: '/revocations/stream',
+  /** `POST` {@link ReceiptBody} (JSON) → `204`: the guard has applied the log up to `cursor`. */
+  receipts: '/revocations/receipts',
 } as const;
+
+/** A guard id: 1-128 printable ASCII characters, no spaces. */
+export const GUARD_ID_PATTERN = /^[\x21-\x7E]{1,128}$/;
+
+/** Bounds of the heartbeat period a guard may ask for on the stream, in milliseconds. */
+export const HEARTBEAT_MS = { min: 250, default: 5000, max: 60_000 } as const;
+
+/**
+ * A receipt: the guard `guardId` has applied every log entry up to `cursor` to its index (and so enforces
+ * them). Sent after applying entries (coalesced) and on heartbeats, with the stream's credentials.
+ */
+export interface ReceiptBody {
+  readonly guardId: string;
+  readonly cursor: number;
+}
 
 /**
  * Event types of the revocation stream.

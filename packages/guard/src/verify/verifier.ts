@@ -345,7 +345,8 @@ export class AccessTokenVerifier {
   }
 }
 
-function decodeJsonObject(segment: string): Record<string, unknown> | undefined {
+/** Decodes one base64url segment of a compact JWS as a JSON object (strict UTF-8), or undefined. */
+export function decodeJsonObject(segment: string): Record<string, unknown> | undefined {
   let value: unknown;
   try {
     value = JSON.parse(strictUtf8.decode(base64url.decode(segment)));

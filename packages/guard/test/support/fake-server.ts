@@ -28,10 +28,16 @@ export class FakeServer {
   snapshotStatus: number | undefined;
   /** Request paths (with query), in order. */
   readonly requests: string[] = [];
+  /** Receipts POSTed by the guard (parsed JSON bodies), in order. */
+  readonly receipts: Array<{ guardId: string; cursor: number }> = [];
+  /** Status answered to receipts. Default 204. */
+  receiptStatus = 204;
   readonly streams: FakeStream[] = [];
   #waiters: Array<() => void> = [];
 
   readonly fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    // Like the real fetch: an already aborted request fails at once.
+    if (init?.signal?.aborted) throw init.signal.reason;
     const url = new URL(String(input));
     this.requests.push(`${url.origin === BASE ? '' : url.origin}${url.pathname}${url.search}`);
     if (url.origin !== BASE) throw new TypeError('fetch failed: unknown host');
@@ -46,6 +52,10 @@ export class FakeServer {
         if (!authorized) return json({ error: 'invalid_client' }, 401);
         if (this.snapshotStatus !== undefined) return json({ error: 'x' }, this.snapshotStatus);
         return json(this.snapshot);
+      case '/revocations/receipts':
+        if (!authorized || init?.method !== 'POST') return json({ error: 'invalid_client' }, 401);
+        this.receipts.push(JSON.parse(String(init.body)));
+        return new Response(null, { status: this.receiptStatus });
       case '/revocations/stream':
         if (!authorized) return json({ error: 'invalid_client' }, 401);
         return this.#stream(Number(url.searchParams.get('after')), init?.signal ?? undefined);

@@ -273,7 +273,10 @@ const subject: Command = {
           for (const entry of await admin.suspendSubject(sub, ACTOR)) ctx.out(JSON.stringify(entry));
           return 0;
         case 'reinstate':
-          return (await admin.reinstateSubject(sub, ACTOR)) ? 0 : 1;
+          if (!(await admin.reinstateSubject(sub, ACTOR))) {
+            throw new RevokdError('REVOKD_NOT_FOUND', `subject ${sub} is not suspended`);
+          }
+          return 0;
         case 'sessions':
           for (const s of await admin.listSessions(sub, true)) ctx.out(JSON.stringify(s));
           return 0;

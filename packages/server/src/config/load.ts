@@ -38,22 +38,32 @@ export interface LoadOptions {
 export function loadConfig(options: LoadOptions = {}): Config {
   const env = options.env ?? process.env;
   const raw: Record<string, unknown> = readConfigFile(options.file ?? env.REVOKD_CONFIG);
+  const fromEnv = new Map<string, string>();
   for (const [name, { path, type }] of Object.entries(ENV_KEYS)) {
     const value = env[name];
-    if (value !== undefined && value !== '') setPath(raw, path, parseEnvValue(value, type));
+    if (value !== undefined && value !== '') {
+      setPath(raw, path, parseEnvValue(value, type));
+      fromEnv.set(path.join('.'), name);
+    }
   }
   if (options.overrides) deepMerge(raw, options.overrides);
   // A store given only a path (REVOKD_DB_PATH, or a file's `store.path`) is the embedded SQLite store, the default.
   if (isPlainObject(raw.store) && raw.store.kind === undefined) raw.store.kind = 'sqlite';
   raw.issuer ??= defaultIssuer(raw);
-  return parseConfig(raw);
+  return parseConfig(raw, fromEnv);
 }
 
-/** Validates a raw config object (already merged) and freezes it. */
-export function parseConfig(raw: unknown): Config {
+/**
+ * Validates a raw config object (already merged) and freezes it. `fromEnv` maps keys to the environment
+ * variables that set them, so an error can name the variable the operator actually wrote.
+ */
+export function parseConfig(raw: unknown, fromEnv: ReadonlyMap<string, string> = new Map()): Config {
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    throw new RevokdError('REVOKD_CONFIG_INVALID', `invalid configuration:\n${formatIssues(result.error)}`);
+    throw new RevokdError(
+      'REVOKD_CONFIG_INVALID',
+      `invalid configuration:\n${formatIssues(result.error, fromEnv)}`,
+    );
   }
   return deepFreeze(result.data);
 }
@@ -82,9 +92,13 @@ function defaultIssuer(raw: Record<string, unknown>): string {
   return `http://localhost:${port}`;
 }
 
-function formatIssues(error: z.ZodError): string {
+function formatIssues(error: z.ZodError, fromEnv: ReadonlyMap<string, string>): string {
   return error.issues
-    .map((issue) => `  - ${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .map((issue) => {
+      const key = issue.path.join('.');
+      const source = fromEnv.get(key);
+      return `  - ${key || '(root)'}${source ? ` (set by ${source})` : ''}: ${issue.message}`;
+    })
     .join('\n');
 }
 

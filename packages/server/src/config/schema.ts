@@ -103,6 +103,31 @@ export const configSchema = z
         algorithm: z.enum(SIGNING_ALGORITHMS).default('EdDSA'),
       })
       .prefault({}),
+    /**
+     * OpenID Connect Back-Channel Logout: delivery of logout tokens to clients with a `backchannelLogoutUri`
+     * when their sessions end. Each failed attempt is retried after `initialBackoffMs`, doubling up to
+     * `maxBackoffMs` (with jitter), until `maxAttempts` or `maxAgeMs` is reached; then it is recorded as failed.
+     */
+    backchannelLogout: z
+      .strictObject({
+        /** Timeout of one delivery (the POST to the client), in ms. */
+        timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+        /** Attempts before a delivery is given up. */
+        maxAttempts: z.number().int().min(1).max(1000).default(40),
+        /** Delay before the first retry, in ms; it doubles with each failed attempt. */
+        initialBackoffMs: z.number().int().min(10).max(3_600_000).default(1000),
+        /** Longest delay between two attempts, in ms. */
+        maxBackoffMs: z.number().int().min(10).max(86_400_000).default(3_600_000),
+        /** A delivery still failing this long after its session ended is given up, in ms. */
+        maxAgeMs: z.number().int().min(1000).max(604_800_000).default(86_400_000),
+        /** Lifetime (`exp - iat`) of a logout token, in seconds; each attempt signs a fresh one. */
+        tokenTtlSeconds: z.number().int().min(10).max(600).default(120),
+        /** Deliveries in flight at once, per server process. */
+        concurrency: z.number().int().min(1).max(100).default(8),
+        /** How often the outbox is read for deliveries queued elsewhere (the CLI, other nodes), in ms. */
+        pollIntervalMs: z.number().int().min(10).max(60_000).default(1000),
+      })
+      .prefault({}),
     rateLimit: z
       .strictObject({
         enabled: z.boolean().default(true),
@@ -132,6 +157,13 @@ export const configSchema = z
         code: 'custom',
         path: ['tokens', 'refreshIdleTtlSeconds'],
         message: 'must not exceed tokens.refreshAbsoluteTtlSeconds',
+      });
+    }
+    if (config.backchannelLogout.initialBackoffMs > config.backchannelLogout.maxBackoffMs) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['backchannelLogout', 'initialBackoffMs'],
+        message: 'must not exceed backchannelLogout.maxBackoffMs',
       });
     }
     const seen = new Set<string>();

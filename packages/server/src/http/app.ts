@@ -9,6 +9,7 @@ import { discoveryRoutes } from './routes/discovery.ts';
 import { feedRoutes } from './routes/feed.ts';
 import { oauthRoutes } from './routes/oauth.ts';
 import { opsRoutes } from './routes/ops.ts';
+import { receiptRoutes } from './routes/receipts.ts';
 import { streamRoutes } from './routes/stream.ts';
 
 export interface AppOptions {
@@ -97,6 +98,7 @@ export function buildApp(runtime: Runtime, options: AppOptions = {}): FastifyIns
   adminRoutes(app, ctx);
   feedRoutes(app, ctx);
   streamRoutes(app, ctx);
+  receiptRoutes(app, ctx);
   opsRoutes(app, ctx);
   return app;
 }

@@ -31,6 +31,38 @@ export class Metrics {
         this.set(runtime.revocation.index.size);
       },
     });
+    const timeToEnforce = new Histogram({
+      name: 'revokd_time_to_enforce_seconds',
+      help: 'Time from a rule’s commit to the receipt of a guard that covers it, once per (rule, guard), by rule kind.',
+      labelNames: ['kind'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    runtime.guards.onEnforced((kind, delayMs) => timeToEnforce.observe({ kind }, delayMs / 1000));
+    new Gauge({
+      name: 'revokd_guards_connected',
+      help: 'Guards with a revocation stream open on this process.',
+      registers,
+      collect() {
+        this.set(runtime.guards.size);
+      },
+    });
+    new Gauge({
+      name: 'revokd_guards_max_lag_entries',
+      help: 'Largest gap between this process’s log cursor and a connected guard’s acknowledged cursor.',
+      registers,
+      collect() {
+        this.set(runtime.guards.maxLag().entries);
+      },
+    });
+    new Gauge({
+      name: 'revokd_guards_max_lag_seconds',
+      help: 'Largest age of a log entry that a connected guard has not acknowledged.',
+      registers,
+      collect() {
+        this.set(runtime.guards.maxLag().ms / 1000);
+      },
+    });
     new Gauge({
       name: 'revokd_revocation_log_cursor',
       help: 'Cursor of the last log entry this process has applied.',

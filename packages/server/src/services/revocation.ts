@@ -175,9 +175,14 @@ export class RevocationService {
    * RFC 7009: revokes a token presented by a client. Unknown, invalid, expired and foreign-issuer tokens are
    * answered with success and change nothing (§2.2); a JWT is verified against our keys and issuer before any
    * rule is written, so a forged token naming someone's `jti` revokes nothing. A valid token issued to another
-   * client is refused with `unauthorized_client` and not revoked.
+   * client is refused with `unauthorized_client` and not revoked. Resolves with the cursor of the rule written,
+   * or undefined when none was.
    */
-  async revokePresentedToken(client: ClientRecord, token: string, hint: TokenTypeHint): Promise<void> {
+  async revokePresentedToken(
+    client: ClientRecord,
+    token: string,
+    hint: TokenTypeHint,
+  ): Promise<number | undefined> {
     const order: Array<'access_token' | 'refresh_token'> =
       hint === 'refresh_token' || !looksLikeJwt(token)
         ? ['refresh_token', 'access_token']
@@ -187,40 +192,43 @@ export class RevocationService {
         kind === 'refresh_token'
           ? await this.#revokeRefreshToken(client, token)
           : await this.#revokeAccessToken(client, token);
-      if (done) return;
+      if (done) return done.cursor;
     }
+    return undefined;
   }
 
-  async #revokeRefreshToken(client: ClientRecord, token: string): Promise<boolean> {
+  /** `false`: not a token of this kind; otherwise handled, with the cursor of the rule written if any. */
+  async #revokeRefreshToken(client: ClientRecord, token: string): Promise<false | { cursor?: number }> {
     const found = await this.#store.findRefreshToken(hashSecret(token));
     if (!found) return false;
     refuseForeign(client, found.session.clientId);
     if (!found.familyRevoked) {
       // RFC 7009 §2.1: revoking a refresh token also invalidates the access tokens issued from its grant.
       const { sid, subject } = found.session;
-      await this.revoke({
+      const entries = await this.revoke({
         targets: [{ kind: 'family', fid: found.fid }],
         reason: 'client_request',
         actor: client.id,
         extraEffects: [{ kind: 'end-session', sid }],
         auditContext: { subject, sid, clientId: client.id },
       });
+      return { cursor: entries.at(-1)?.cursor };
     }
-    return true;
+    return {};
   }
 
-  async #revokeAccessToken(client: ClientRecord, token: string): Promise<boolean> {
+  async #revokeAccessToken(client: ClientRecord, token: string): Promise<false | { cursor?: number }> {
     if (!looksLikeJwt(token)) return false;
     let payload: Record<string, unknown>;
     try {
       payload = await this.#keyring.verify(token, { issuer: this.#issuer, typ: ACCESS_TOKEN_TYP });
     } catch (error) {
       // An expired token of ours needs no rule; anything unverifiable is "not a token of ours".
-      return error instanceof joseErrors.JWTExpired;
+      return error instanceof joseErrors.JWTExpired ? {} : false;
     }
     if (typeof payload.jti !== 'string' || typeof payload.exp !== 'number') return false;
     refuseForeign(client, typeof payload.client_id === 'string' ? payload.client_id : undefined);
-    await this.revoke({
+    const entries = await this.revoke({
       targets: [{ kind: 'token', jti: payload.jti, tokenExpiresAtMs: payload.exp * 1000 }],
       reason: 'client_request',
       actor: client.id,
@@ -229,7 +237,7 @@ export class RevocationService {
         clientId: client.id,
       },
     });
-    return true;
+    return { cursor: entries.at(-1)?.cursor };
   }
 }
 

@@ -51,6 +51,25 @@ export interface Store {
   /** Deletes rules expired at `nowMs`, and sessions and tokens past retention. Returns how many rules went. */
   prune(nowMs: number): Promise<number>;
 
+  // --- back-channel logout outbox ---
+  /**
+   * Claims up to `limit` logout deliveries due at `nowMs` (oldest due first), as one atomic step: each claimed
+   * delivery's `attempts` goes up by one and it is not due again before `nowMs + leaseMs`, so concurrent
+   * dispatchers (other nodes) never claim the same one, and one whose dispatcher died is claimed again after the
+   * lease. Deliveries are written by {@link Store.revoke} (and by reuse in {@link Store.rotateRefreshToken}): one
+   * per session the write ends whose client has a `backchannelLogoutUri`, in the same transaction.
+   */
+  claimLogoutDeliveries(nowMs: number, limit: number, leaseMs: number): Promise<LogoutDelivery[]>;
+  /**
+   * Settles a claimed delivery: `delivered` and `failed` remove it and record their audit events, `retry` makes
+   * it due again at `nextAttemptAtMs`. Conditional on `claim.attempts` being its current count, so a claim that
+   * lost its lease to another dispatcher changes nothing; returns whether it applied.
+   */
+  completeLogoutDelivery(
+    claim: Pick<LogoutDelivery, 'id' | 'attempts'>,
+    outcome: LogoutDeliveryOutcome,
+  ): Promise<boolean>;
+
   // --- audit ---
   appendAudit(events: readonly AuditEvent[]): Promise<void>;
   readAudit(query: AuditQuery): Promise<AuditRecord[]>;
@@ -159,6 +178,30 @@ export interface RevocationRequest {
   readonly audit: readonly AuditEvent[];
 }
 
+/** One logout token to send: session `sid` of `subject` ended, and `clientId` had tokens in it. */
+export interface LogoutDelivery {
+  /** Positive, unique per delivery. */
+  readonly id: number;
+  readonly sid: string;
+  readonly subject: string;
+  readonly clientId: string;
+  /** The client's `backchannelLogoutUri` when the session ended. */
+  readonly uri: string;
+  /** The revocation reason that ended the session. */
+  readonly reason: string;
+  /** When the session ended (the outbox row was written). */
+  readonly createdAtMs: number;
+  /** Attempts so far, counting the one this claim starts. */
+  readonly attempts: number;
+  /** Why the previous attempt failed (a status or error code; never a token). */
+  readonly lastError: string | undefined;
+}
+
+export type LogoutDeliveryOutcome =
+  | { readonly kind: 'delivered'; readonly audit: readonly AuditEvent[] }
+  | { readonly kind: 'retry'; readonly nextAttemptAtMs: number; readonly error: string }
+  | { readonly kind: 'failed'; readonly audit: readonly AuditEvent[] };
+
 export interface Snapshot {
   readonly cursor: number;
   readonly rules: Rule[];
@@ -177,7 +220,9 @@ export type AuditEventType =
   | 'key_rotated'
   | 'key_revoked'
   | 'client_saved'
-  | 'client_deleted';
+  | 'client_deleted'
+  | 'logout_delivered'
+  | 'logout_failed';
 
 export interface AuditEvent {
   readonly type: AuditEventType;

@@ -991,6 +991,245 @@ export function storeConformance(name: string, open: OpenConformanceStore): void
       });
     });
 
+    describe('back-channel logout outbox', () => {
+      const MINUTE = 60 * SECOND;
+      /** The client without a back-channel logout URI. */
+      const quiet = () => makeClient('quiet', { backchannelLogoutUri: undefined });
+
+      /** Claims and settles everything due at `nowMs`, so a test starts from an empty outbox. */
+      async function drain(store: Store, nowMs: number): Promise<void> {
+        for (const d of await store.claimLogoutDeliveries(nowMs, 1000, MINUTE)) {
+          assert.equal(await store.completeLogoutDelivery(d, { kind: 'delivered', audit: [] }), true);
+        }
+      }
+
+      const sidsOf = (deliveries: readonly { sid: string }[]) => deliveries.map((d) => d.sid).sort();
+
+      test('ending a session queues one delivery for its client, in the same write, claimable once', async (t) => {
+        const { store } = await setup(t);
+        await store.saveClient(makeClient('app'));
+        await store.saveClient(quiet());
+        await store.openSession(makeSession('s1', { clientId: 'app' }));
+        await store.openSession(makeSession('s2', { clientId: 'quiet' }));
+        assert.deepEqual(await store.claimLogoutDeliveries(T0 + HOUR, 10, MINUTE), []);
+        const now = T0 + HOUR;
+        await store.revoke(
+          makeRevocation([sessionRule('s1'), sessionRule('s2')], {
+            effects: [
+              { kind: 'end-session', sid: 's1' },
+              { kind: 'end-session', sid: 's2' },
+            ],
+            reason: 'logout',
+            nowMs: now,
+          }),
+        );
+        const claimed = await store.claimLogoutDeliveries(now, 10, MINUTE);
+        assert.equal(claimed.length, 1);
+        const [delivery] = claimed;
+        assert.ok(Number.isInteger(delivery!.id) && delivery!.id > 0);
+        assert.deepEqual(defined({ ...delivery!, id: 0 }), {
+          id: 0,
+          sid: 's1',
+          subject: 'alice',
+          clientId: 'app',
+          uri: 'https://app.example.com/logout',
+          reason: 'logout',
+          createdAtMs: now,
+          attempts: 1,
+        });
+        assert.equal(delivery!.lastError, undefined);
+        // Leased: not claimable again at once. Ending the same session again queues nothing new.
+        await store.revoke(makeRevocation([], { effects: [{ kind: 'end-session', sid: 's1' }], nowMs: now }));
+        assert.deepEqual(await store.claimLogoutDeliveries(now, 10, MINUTE), []);
+      });
+
+      // Sessions: [sid, subject, client, claims].
+      const WORLD: ReadonlyArray<readonly [string, string, string, Record<string, unknown>]> = [
+        ['a1', 'alice', 'app', { roles: ['admin', 'dev'] }],
+        ['a2', 'alice', 'web', { roles: 'dev' }],
+        ['b1', 'bob', 'app', { roles: 'admin' }],
+        ['c1', 'carol', 'quiet', { roles: ['dev'] }],
+        ['d1', 'dave', 'app', { roles: 'dev' }],
+      ];
+      const cases: ReadonlyArray<{ readonly effect: RevocationEffect; readonly queued: readonly string[] }> =
+        [
+          { effect: { kind: 'end-session', sid: 'a1' }, queued: ['a1'] },
+          { effect: { kind: 'end-session', sid: 'c1' }, queued: [] },
+          { effect: { kind: 'end-subject-sessions', subject: 'alice' }, queued: ['a1', 'a2'] },
+          { effect: { kind: 'end-client-sessions', clientId: 'web' }, queued: ['a2'] },
+          { effect: { kind: 'end-client-sessions', clientId: 'quiet' }, queued: [] },
+          { effect: { kind: 'end-claim-sessions', claim: 'roles', value: 'dev' }, queued: ['a1', 'a2'] },
+          { effect: { kind: 'end-claim-sessions', claim: 'roles', value: 'admin' }, queued: ['a1', 'b1'] },
+          { effect: { kind: 'end-all-sessions' }, queued: ['a1', 'a2', 'b1'] },
+          { effect: { kind: 'end-family', fid: 'fam-a1' }, queued: [] },
+          { effect: { kind: 'suspend-subject', subject: 'alice' }, queued: [] },
+        ];
+      for (const row of cases) {
+        test(`effect ${JSON.stringify(row.effect)} queues exactly the live sessions it ends whose client has a logout URI`, async (t) => {
+          const { store } = await setup(t);
+          await store.saveClient(makeClient('app'));
+          await store.saveClient(makeClient('web'));
+          await store.saveClient(quiet());
+          for (const [sid, subject, clientId, claims] of WORLD) {
+            await store.openSession(makeSession(sid, { subject, clientId, claims }));
+          }
+          // Already ended (d1) or past its absolute lifetime (x1): no logout token for them now.
+          await store.openSession(
+            makeSession('x1', { subject: 'alice', claims: { roles: 'dev' }, absoluteExpiresAtMs: T0 + 1 }),
+          );
+          await store.revoke(makeRevocation([], { effects: [{ kind: 'end-session', sid: 'd1' }] }));
+          await drain(store, T0);
+          const now = T0 + HOUR;
+          await store.revoke(
+            makeRevocation([], { effects: [row.effect], reason: 'effect-test', nowMs: now }),
+          );
+          const claimed = await store.claimLogoutDeliveries(now, 100, MINUTE);
+          assert.deepEqual(sidsOf(claimed), [...row.queued]);
+          for (const d of claimed) {
+            const [, subject, clientId] = WORLD.find(([sid]) => sid === d.sid)!;
+            assert.deepEqual(
+              [d.subject, d.clientId, d.uri, d.reason, d.createdAtMs],
+              [subject, clientId, `https://${clientId}.example.com/logout`, 'effect-test', now],
+            );
+          }
+        });
+      }
+
+      test('a revocation that is rolled back queues nothing', async (t) => {
+        const { store } = await setup(t);
+        await store.saveClient(makeClient('app'));
+        await store.openSession(makeSession('s1'));
+        await assert.rejects(
+          store.revoke(
+            makeRevocation([sessionRule('s1')], {
+              effects: [{ kind: 'end-session', sid: 's1' }],
+              audit: [makeAudit('revoked', { detail: { n: 1n } })],
+            }),
+          ),
+        );
+        assert.deepEqual(await store.claimLogoutDeliveries(T0 + DAY, 10, MINUTE), []);
+      });
+
+      test('refresh-token reuse queues the logout of the session it ends', async (t) => {
+        const { store } = await setup(t);
+        await store.saveClient(makeClient('app'));
+        await store.openSession(makeSession('s1'));
+        await store.rotateRefreshToken(makeRotate('rt-s1', { nowMs: T0 + SECOND }));
+        const now = T0 + HOUR;
+        assert.equal((await store.rotateRefreshToken(makeRotate('rt-s1', { nowMs: now }))).kind, 'reuse');
+        const claimed = await store.claimLogoutDeliveries(now, 10, MINUTE);
+        assert.deepEqual(
+          claimed.map((d) => [d.sid, d.clientId, d.reason]),
+          [['s1', 'app', 'refresh_token_reuse']],
+        );
+      });
+
+      test('claims are leased, limited, oldest due first; an expired lease is claimed again with one more attempt', async (t) => {
+        const { store } = await setup(t);
+        await store.saveClient(makeClient('app'));
+        for (const sid of ['s1', 's2', 's3']) await store.openSession(makeSession(sid, { subject: sid }));
+        for (const [i, sid] of ['s1', 's2', 's3'].entries()) {
+          await store.revoke(
+            makeRevocation([], { effects: [{ kind: 'end-session', sid }], nowMs: T0 + i * SECOND }),
+          );
+        }
+        const now = T0 + 10 * SECOND;
+        const first = await store.claimLogoutDeliveries(now, 2, MINUTE);
+        assert.deepEqual(sidsOf(first), ['s1', 's2']);
+        const second = await store.claimLogoutDeliveries(now, 10, MINUTE);
+        assert.deepEqual(sidsOf(second), ['s3']);
+        assert.deepEqual(await store.claimLogoutDeliveries(now + MINUTE - 1, 10, MINUTE), []);
+        const again = await store.claimLogoutDeliveries(now + MINUTE, 10, MINUTE);
+        assert.deepEqual(sidsOf(again), ['s1', 's2', 's3']);
+        assert.deepEqual(
+          again.map((d) => d.attempts),
+          [2, 2, 2],
+        );
+        // Concurrent claims never hand out one delivery twice.
+        const later = now + 2 * MINUTE;
+        const racing = await Promise.all(
+          Array.from({ length: 5 }, () => store.claimLogoutDeliveries(later, 1, MINUTE)),
+        );
+        assert.deepEqual(sidsOf(racing.flat()), ['s1', 's2', 's3']);
+      });
+
+      test('completeLogoutDelivery: retry reschedules with the error; delivered and failed remove and audit; a stale claim changes nothing', async (t) => {
+        const { store } = await setup(t);
+        await store.saveClient(makeClient('app'));
+        await store.openSession(makeSession('s1', { subject: 'alice' }));
+        await store.openSession(makeSession('s2', { subject: 'bob' }));
+        await store.revoke(makeRevocation([], { effects: [{ kind: 'end-all-sessions' }] }));
+        const claimed = await store.claimLogoutDeliveries(T0, 10, MINUTE);
+        const one = claimed.find((d) => d.sid === 's1')!;
+        const two = claimed.find((d) => d.sid === 's2')!;
+
+        assert.equal(
+          await store.completeLogoutDelivery(one, {
+            kind: 'retry',
+            nextAttemptAtMs: T0 + 5 * SECOND,
+            error: 'http_500',
+          }),
+          true,
+        );
+        assert.deepEqual(await store.claimLogoutDeliveries(T0 + 5 * SECOND - 1, 10, MINUTE), []);
+        const retried = await store.claimLogoutDeliveries(T0 + 5 * SECOND, 10, MINUTE);
+        assert.deepEqual(
+          retried.map((d) => [d.id, d.sid, d.attempts, d.lastError]),
+          [[one.id, 's1', 2, 'http_500']],
+        );
+
+        const delivered = makeAudit('logout_delivered', {
+          sid: 's1',
+          subject: 'alice',
+          clientId: 'app',
+          detail: { attempts: 2 },
+        });
+        // The first claim's lease has been superseded: it settles nothing.
+        assert.equal(
+          await store.completeLogoutDelivery(one, { kind: 'delivered', audit: [delivered] }),
+          false,
+        );
+        assert.equal(
+          await store.completeLogoutDelivery(retried[0]!, { kind: 'delivered', audit: [delivered] }),
+          true,
+        );
+        assert.equal(
+          await store.completeLogoutDelivery(retried[0]!, { kind: 'delivered', audit: [delivered] }),
+          false,
+        );
+        const failed = makeAudit('logout_failed', { sid: 's2', subject: 'bob', detail: { attempts: 1 } });
+        assert.equal(await store.completeLogoutDelivery(two, { kind: 'failed', audit: [failed] }), true);
+        assert.equal(
+          await store.completeLogoutDelivery(two, { kind: 'retry', nextAttemptAtMs: T0, error: 'x' }),
+          false,
+        );
+
+        assert.deepEqual(await store.claimLogoutDeliveries(T0 + DAY, 10, MINUTE), []);
+        assert.deepEqual(
+          (await auditOf(store, { type: 'logout_delivered' })).map((e) => [e.sid, e.detail]),
+          [['s1', { attempts: 2 }]],
+        );
+        assert.deepEqual(
+          (await auditOf(store, { type: 'logout_failed' })).map((e) => [e.sid, e.detail]),
+          [['s2', { attempts: 1 }]],
+        );
+      });
+
+      test('queued deliveries survive close and reopen', async (t) => {
+        const handle = await setup(t);
+        if (!handle.reopen) {
+          t.skip('this backend cannot be reopened');
+          return;
+        }
+        await handle.store.saveClient(makeClient('app'));
+        await handle.store.openSession(makeSession('s1'));
+        await handle.store.revoke(makeRevocation([], { effects: [{ kind: 'end-session', sid: 's1' }] }));
+        await handle.store.close();
+        const reopened = await handle.reopen();
+        assert.deepEqual(sidsOf(await reopened.claimLogoutDeliveries(T0, 10, MINUTE)), ['s1']);
+      });
+    });
+
     describe('audit', () => {
       test('readAudit returns events with every field, filtered, and pages by afterId', async (t) => {
         const { store } = await setup(t);

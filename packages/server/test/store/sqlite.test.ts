@@ -143,6 +143,42 @@ describe('SqliteStore', () => {
     assert.equal((await again.getClient('app'))?.id, 'app');
   });
 
+  test('a version-1 database is upgraded in place: its data kept, the logout outbox added', async (t) => {
+    const { path, remove } = tempPath();
+    t.after(remove);
+    const v1 = new DatabaseSync(path);
+    v1.exec(`${MIGRATIONS[0]!} PRAGMA user_version = 1;`);
+    v1.prepare('INSERT INTO clients (id, secret_hash, settings) VALUES (?, ?, ?)').run(
+      'rp',
+      'sha256:rp',
+      JSON.stringify({ ...client('rp'), backchannelLogoutUri: 'https://rp.example.com/logout' }),
+    );
+    v1.close();
+    const store = SqliteStore.open({ path });
+    t.after(() => store.close());
+    assert.equal(store.schemaVersion, MIGRATIONS.length);
+    assert.equal((await store.getClient('rp'))?.backchannelLogoutUri, 'https://rp.example.com/logout');
+    await store.openSession({
+      session: {
+        sid: 's1',
+        subject: 'alice',
+        clientId: 'rp',
+        scope: '',
+        audience: [],
+        claims: {},
+        createdAtMs: T0,
+        lastUsedAtMs: T0,
+        absoluteExpiresAtMs: T0 + 86_400_000,
+      },
+      familyId: 'f1',
+      refreshTokenHash: 'h1',
+      audit: [],
+    });
+    await store.revoke({ ...revocation([]), effects: [{ kind: 'end-session', sid: 's1' }] });
+    const [delivery] = await store.claimLogoutDeliveries(T0, 10, 1000);
+    assert.equal(delivery?.uri, 'https://rp.example.com/logout');
+  });
+
   test('a database with a newer schema version is refused with REVOKD_STORE_UNAVAILABLE', (t) => {
     const { path, remove } = tempPath();
     t.after(remove);

@@ -61,6 +61,16 @@ describe('loadConfig: defaults', () => {
         clockSkewSeconds: 30,
       },
       signing: { algorithm: 'EdDSA' },
+      backchannelLogout: {
+        timeoutMs: 5000,
+        maxAttempts: 40,
+        initialBackoffMs: 1000,
+        maxBackoffMs: 3_600_000,
+        maxAgeMs: 86_400_000,
+        tokenTtlSeconds: 120,
+        concurrency: 8,
+        pollIntervalMs: 1000,
+      },
       rateLimit: {
         enabled: true,
         perClient: { ratePerSecond: 200, burst: 400 },
@@ -159,8 +169,8 @@ describe('loadConfig: environment variables', () => {
     ['REVOKD_ISSUER', 'https://auth.example/?tenant=1', 'issuer'],
   ];
   for (const [variable, value, key] of invalid) {
-    test(`${variable}=${value} is refused, naming ${key}`, () => {
-      assertConfigInvalid(() => loadConfig({ env: { [variable]: value } }), `${key}:`);
+    test(`${variable}=${value} is refused, naming ${key} and the variable`, () => {
+      assertConfigInvalid(() => loadConfig({ env: { [variable]: value } }), `${key} (set by ${variable}):`);
     });
   }
 });
@@ -346,6 +356,13 @@ describe('parseConfig: validation', () => {
       assertConfigInvalid(() => parseConfig(raw), ...mentions);
     });
   }
+
+  test('backchannelLogout.initialBackoffMs above maxBackoffMs is refused, naming the key', () => {
+    assert.throws(
+      () => parseConfig({ ...valid, backchannelLogout: { initialBackoffMs: 5000, maxBackoffMs: 1000 } }),
+      /backchannelLogout\.initialBackoffMs: must not exceed backchannelLogout\.maxBackoffMs/,
+    );
+  });
 
   test('a grace period of 0 (disabled) is valid', () => {
     assert.equal(

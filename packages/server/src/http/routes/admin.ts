@@ -1,10 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { OAuthError } from '../../core/errors.ts';
+import type { GuardStatus } from '../../services/guard-registry.ts';
 import { REVOCATION_REASONS } from '../../services/revocation.ts';
 import type { AuditEventType, SessionRecord } from '../../store/port.ts';
 import { authenticateAdmin } from '../admin-auth.ts';
 import type { HttpContext } from '../app.ts';
+import { enforcementView, parseWaitMs } from './receipts.ts';
 
 /** Same alphabet as the subjects and ids revokd issues: printable ASCII, no spaces. */
 const identifier = z.string().regex(/^[\x21-\x7E]{1,255}$/, 'must be 1-255 printable ASCII characters');
@@ -31,19 +33,34 @@ const sessionsQuery = z.strictObject({ include_ended: z.enum(['true', 'false']).
 /** The admin API (docs/api.md): JSON in and out, authenticated with an admin Bearer token. */
 export function adminRoutes(app: FastifyInstance, { runtime }: HttpContext): void {
   const { admin } = runtime;
+  /** A revocation answer; with `?wait_ms=N`, once the guards connected now enforce it (or N ms have passed). */
+  const revoked = async (
+    request: FastifyRequest,
+    entries: ReadonlyArray<{ cursor: number; rule: unknown }>,
+  ) => {
+    const answer = { rules: entries, cursor: entries.at(-1)?.cursor };
+    const waitMs = waitOf(request);
+    if (waitMs === undefined || answer.cursor === undefined) return answer;
+    return {
+      ...answer,
+      enforcement: enforcementView(await runtime.guards.waitForCursor(answer.cursor, waitMs)),
+    };
+  };
 
   app.register(
     async (scope) => {
       scope.addHook('preHandler', async (request) => {
         request.actor = await authenticateAdmin(runtime, request);
+        // Validated before anything is written.
+        waitOf(request);
       });
 
       scope.post('/subjects/:subject/revoke', async (request) => {
         const { reason } = parse(reasonBody, request.body);
-        return revoked(await admin.revokeSubject(param(request, 'subject'), reason, request.actor));
+        return revoked(request, await admin.revokeSubject(param(request, 'subject'), reason, request.actor));
       });
       scope.post('/subjects/:subject/suspend', async (request) => {
-        return revoked(await admin.suspendSubject(param(request, 'subject'), request.actor));
+        return revoked(request, await admin.suspendSubject(param(request, 'subject'), request.actor));
       });
       scope.post('/subjects/:subject/reinstate', async (request) => {
         return { reinstated: await admin.reinstateSubject(param(request, 'subject'), request.actor) };
@@ -56,20 +73,24 @@ export function adminRoutes(app: FastifyInstance, { runtime }: HttpContext): voi
       });
       scope.post('/sessions/:sid/revoke', async (request) => {
         const { reason } = parse(reasonBody, request.body);
-        return revoked(await admin.revokeSession(param(request, 'sid'), reason, request.actor));
+        return revoked(request, await admin.revokeSession(param(request, 'sid'), reason, request.actor));
       });
       scope.post('/clients/:clientId/revoke', async (request) => {
         const { reason } = parse(reasonBody, request.body);
-        return revoked(await admin.revokeClient(param(request, 'clientId'), reason, request.actor));
+        return revoked(request, await admin.revokeClient(param(request, 'clientId'), reason, request.actor));
       });
       scope.post('/claims/revoke', async (request) => {
         const { claim, value, reason } = parse(claimBody, request.body);
-        return revoked(await admin.revokeClaim(claim, value, reason, request.actor));
+        return revoked(request, await admin.revokeClaim(claim, value, reason, request.actor));
       });
       scope.post('/revoke-all', async (request) => {
         const { reason } = parse(reasonBody, request.body);
-        return revoked(await admin.revokeAll(reason, request.actor));
+        return revoked(request, await admin.revokeAll(reason, request.actor));
       });
+      scope.get('/guards', async () => ({
+        cursor: runtime.revocation.index.cursor,
+        guards: runtime.guards.list().map(guardView),
+      }));
       scope.get('/audit', async (request) => {
         const q = parse(auditQuery, request.query);
         const events = await admin.readAudit({
@@ -109,8 +130,21 @@ function param(request: FastifyRequest, name: string): string {
   return parse(identifier, value);
 }
 
-function revoked(entries: ReadonlyArray<{ cursor: number; rule: unknown }>) {
-  return { rules: entries, cursor: entries.at(-1)?.cursor };
+function waitOf(request: FastifyRequest): number | undefined {
+  return parseWaitMs((request.query as Record<string, unknown> | undefined)?.wait_ms);
+}
+
+function guardView(g: GuardStatus) {
+  return {
+    guard_id: g.guardId,
+    client_id: g.clientId,
+    cursor: g.cursor,
+    lag_entries: g.lagEntries,
+    lag_ms: g.lagMs ?? null,
+    connected_at: new Date(g.connectedAtMs).toISOString(),
+    last_report_at: g.lastReportAtMs === undefined ? null : new Date(g.lastReportAtMs).toISOString(),
+    streams: g.streams,
+  };
 }
 
 function sessionView(s: SessionRecord) {

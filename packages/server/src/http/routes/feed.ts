@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { OAuthError } from '../../core/errors.ts';
 import type { Runtime } from '../../runtime.ts';
+import type { ClientRecord } from '../../store/port.ts';
 import type { HttpContext } from '../app.ts';
 import { readClientCredentials } from '../client-auth.ts';
 import { FormParams } from '../form.ts';
@@ -37,8 +38,9 @@ export function feedRoutes(app: FastifyInstance, { runtime }: HttpContext): void
 }
 
 /** Authenticates the caller (client credentials) as a client allowed to introspect, i.e. to read the log. */
-export async function authorizeFeedReader(runtime: Runtime, request: FastifyRequest): Promise<void> {
+export async function authorizeFeedReader(runtime: Runtime, request: FastifyRequest): Promise<ClientRecord> {
   const client = await runtime.clients.authenticate(readClientCredentials(request, FormParams.empty()));
   if (!client.canIntrospect)
     throw new OAuthError('access_denied', 'this client may not read the revocation log');
+  return client;
 }

@@ -6,6 +6,7 @@ import { type HttpContext, onlyMethods } from '../app.ts';
 import type { FormParams } from '../form.ts';
 import { PATHS } from './discovery.ts';
 import { authenticateClient, formOf, limitAddress, presentedToken, tokenTypeHint } from './oauth-request.ts';
+import { enforcementView, parseWaitMs } from './receipts.ts';
 
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' } as const;
 
@@ -53,9 +54,16 @@ export function oauthRoutes(app: FastifyInstance, ctx: HttpContext): void {
     const form = formOf(request);
     form.assertSingleValued();
     const client = await authenticateClient(ctx, request, form);
-    await revocation.revokePresentedToken(client, presentedToken(form), tokenTypeHint(form));
+    // revokd's extension parameter: wait until the connected guards enforce the revocation (docs/api.md).
+    const waitMs = parseWaitMs(form.optional('wait_ms'));
+    const cursor = await revocation.revokePresentedToken(client, presentedToken(form), tokenTypeHint(form));
     // RFC 7009 §2.2: 200 whether or not the token was known; the body is ignored by clients.
-    return reply.headers(NO_STORE).send();
+    if (waitMs === undefined) return reply.headers(NO_STORE).send();
+    const enforcement =
+      cursor === undefined
+        ? { cursor: null, enforced_by: [], pending: [], timed_out: false }
+        : enforcementView(await ctx.runtime.guards.waitForCursor(cursor, waitMs));
+    return reply.headers(NO_STORE).send({ enforcement });
   });
   onlyMethods(app, PATHS.revocation, ['POST']);
 

@@ -4,6 +4,8 @@ import {
   encodeHeartbeatFrame,
   encodeResetFrame,
   FEED_PATHS,
+  GUARD_ID_PATTERN,
+  HEARTBEAT_MS,
   type LogEntry,
 } from '@revokd/guard';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -29,7 +31,18 @@ const cursor = z
   .regex(/^[0-9]{1,16}$/)
   .transform(Number)
   .refine(Number.isSafeInteger);
-const streamQuery = z.strictObject({ after: cursor.optional() });
+const streamQuery = z.strictObject({
+  after: cursor.optional(),
+  /** The guard's id: it is registered (listed, waited for) while the stream is open, and sends receipts. */
+  guard_id: z.string().regex(GUARD_ID_PATTERN).optional(),
+  /** Heartbeat period the guard asks for (its staleness bound is a few of them). */
+  heartbeat_ms: z
+    .string()
+    .regex(/^[0-9]{1,6}$/)
+    .transform(Number)
+    .refine((ms) => ms >= HEARTBEAT_MS.min && ms <= HEARTBEAT_MS.max)
+    .optional(),
+});
 
 /**
  * `GET /revocations/stream?after=N`: the revocation log as Server-Sent Events, for guards. Sends every entry
@@ -37,7 +50,9 @@ const streamQuery = z.strictObject({ after: cursor.optional() });
  * entry as this process applies it, and a heartbeat with the cursor and server time once the backlog is sent
  * and every few seconds. Frames are the guard's wire format (`@revokd/guard`, `STREAM_EVENTS`). A cursor beyond
  * the end of the log (the log was replaced) is answered with a `reset` event. Callers authenticate like the
- * other feed endpoints: client credentials of a client allowed to introspect.
+ * other feed endpoints: client credentials of a client allowed to introspect. A guard that names itself with
+ * `guard_id` is registered in `runtime.guards` while its stream is open (it reports receipts); `heartbeat_ms`
+ * sets this stream's heartbeat period.
  */
 export function streamRoutes(
   app: FastifyInstance,
@@ -52,17 +67,25 @@ export function streamRoutes(
   };
   const open = new Set<FeedStream>();
   // Open streams would keep `app.close()` waiting for ever: end them first (guards reconnect elsewhere).
+  // Revocations waiting for guards to enforce them answer now: no receipt can arrive any more.
   app.addHook('preClose', (done) => {
     for (const stream of open) stream.close();
+    runtime.guards.releaseWaiters();
     done();
   });
 
   app.get(FEED_PATHS.stream, async (request, reply) => {
-    await authorizeFeedReader(runtime, request);
-    const after = readAfter(request);
+    const client = await authorizeFeedReader(runtime, request);
+    const { after, guardId, heartbeatMs } = readQuery(request);
     const { revocation } = runtime;
     // A cursor beyond this process's index may be in the store already (written by the CLI or another node).
     if (after > revocation.index.cursor) await revocation.catchUp();
+    const ahead = after > revocation.index.cursor;
+    const release =
+      guardId === undefined || ahead ? undefined : runtime.guards.connect(guardId, client.id, after);
+    if (guardId !== undefined && !ahead && release === undefined) {
+      throw new OAuthError('invalid_request', 'guard_id is in use by a guard of another client');
+    }
     reply.hijack();
     const raw = reply.raw;
     raw.writeHead(200, {
@@ -70,25 +93,38 @@ export function streamRoutes(
       'cache-control': 'no-store',
       'x-accel-buffering': 'no',
     });
-    if (after > revocation.index.cursor) {
+    if (ahead) {
       raw.end(encodeResetFrame({ reason: 'cursor_ahead', cursor: revocation.index.cursor }));
       return reply;
     }
     raw.flushHeaders();
-    const stream = new FeedStream(raw, after, runtime, settings, () => open.delete(stream));
+    const streamSettings = heartbeatMs === undefined ? settings : { ...settings, heartbeatMs };
+    const stream = new FeedStream(raw, after, runtime, streamSettings, () => {
+      open.delete(stream);
+      release?.();
+    });
     open.add(stream);
     void stream.run();
     return reply;
   });
 }
 
-function readAfter(request: FastifyRequest): number {
+function readQuery(request: FastifyRequest): {
+  after: number;
+  guardId: string | undefined;
+  heartbeatMs: number | undefined;
+} {
   const parsed = streamQuery.safeParse(request.query);
-  if (!parsed.success)
-    throw new OAuthError('invalid_request', 'after must be a cursor (a non-negative integer)');
-  if (parsed.data.after !== undefined) return parsed.data.after;
+  if (!parsed.success) {
+    throw new OAuthError(
+      'invalid_request',
+      `after must be a cursor (a non-negative integer), guard_id 1-128 printable ASCII characters, heartbeat_ms ${HEARTBEAT_MS.min}-${HEARTBEAT_MS.max}`,
+    );
+  }
+  const { guard_id: guardId, heartbeat_ms: heartbeatMs } = parsed.data;
+  if (parsed.data.after !== undefined) return { after: parsed.data.after, guardId, heartbeatMs };
   const lastEventId = cursor.safeParse(request.headers['last-event-id']);
-  if (lastEventId.success) return lastEventId.data;
+  if (lastEventId.success) return { after: lastEventId.data, guardId, heartbeatMs };
   throw new OAuthError('invalid_request', 'after (a cursor) is required');
 }
 

@@ -81,4 +81,20 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX audit_by_client ON audit (client_id, id) WHERE client_id IS NOT NULL;
   CREATE INDEX audit_by_session ON audit (sid, id) WHERE sid IS NOT NULL;
   `,
+  /* 2: back-channel logout outbox, filled in the transaction that ends the sessions */ `
+  CREATE TABLE logout_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sid TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at_ms INTEGER NOT NULL,
+    last_error TEXT,
+    UNIQUE (sid, client_id)
+  ) STRICT;
+  CREATE INDEX logout_outbox_due ON logout_outbox (next_attempt_at_ms, id);
+  `,
 ];

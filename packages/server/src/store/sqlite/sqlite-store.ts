@@ -9,6 +9,8 @@ import type {
   AuditQuery,
   AuditRecord,
   ClientRecord,
+  LogoutDelivery,
+  LogoutDeliveryOutcome,
   OpenSessionInput,
   OpenSessionOutcome,
   RefreshTokenView,
@@ -337,6 +339,35 @@ export class SqliteStore implements Store {
     });
   }
 
+  // --- back-channel logout outbox ---
+
+  claimLogoutDeliveries(nowMs: number, limit: number, leaseMs: number): Promise<LogoutDelivery[]> {
+    return this.#writer.write(() => {
+      const rows = this.#sql.claimLogouts.all({ now: nowMs, lease_until: nowMs + leaseMs, limit }) as Row[];
+      return rows.map(toLogoutDelivery).sort((a, b) => a.id - b.id);
+    });
+  }
+
+  completeLogoutDelivery(
+    claim: Pick<LogoutDelivery, 'id' | 'attempts'>,
+    outcome: LogoutDeliveryOutcome,
+  ): Promise<boolean> {
+    return this.#writer.write(() => {
+      if (outcome.kind === 'retry') {
+        const { changes } = this.#sql.retryLogout.run(
+          outcome.nextAttemptAtMs,
+          outcome.error,
+          claim.id,
+          claim.attempts,
+        );
+        return changes > 0;
+      }
+      if (this.#sql.deleteLogout.run(claim.id, claim.attempts).changes === 0) return false;
+      this.#insertAudit(outcome.audit);
+      return true;
+    });
+  }
+
   // --- audit ---
 
   appendAudit(events: readonly AuditEvent[]): Promise<void> {
@@ -410,23 +441,32 @@ export class SqliteStore implements Store {
 
   #applyEffect(effect: RevocationEffect, { nowMs, reason }: RevocationRequest): void {
     const sql = this.#sql;
+    // Each session-ending effect first queues the logout tokens of exactly the sessions it is about to end.
+    const queued = { now: nowMs, reason };
     switch (effect.kind) {
       case 'end-session':
+        sql.queueSessionLogout.run({ ...queued, sid: effect.sid });
         sql.endSession.run(nowMs, reason, effect.sid);
         return;
       case 'end-family':
         sql.endFamily.run(nowMs, effect.fid);
         return;
       case 'end-subject-sessions':
+        sql.queueSubjectLogouts.run({ ...queued, subject: effect.subject });
         sql.endSubjectSessions.run(nowMs, reason, effect.subject);
         return;
       case 'end-client-sessions':
+        sql.queueClientLogouts.run({ ...queued, client_id: effect.clientId });
         sql.endClientSessions.run(nowMs, reason, effect.clientId);
         return;
-      case 'end-claim-sessions':
-        sql.endClaimSessions.run(nowMs, reason, `$."${effect.claim.replaceAll('"', '')}"`, effect.value);
+      case 'end-claim-sessions': {
+        const path = `$."${effect.claim.replaceAll('"', '')}"`;
+        sql.queueClaimLogouts.run({ ...queued, path, value: effect.value });
+        sql.endClaimSessions.run(nowMs, reason, path, effect.value);
         return;
+      }
       case 'end-all-sessions':
+        sql.queueAllLogouts.run(queued);
         sql.endAllSessions.run(nowMs, reason);
         return;
       case 'suspend-subject':
@@ -469,6 +509,18 @@ function migrate(db: DatabaseSync): void {
     }
   }
 }
+
+/**
+ * Queues one logout delivery per live session matching `condition` (over `s`) whose client has a
+ * `backchannelLogoutUri`. Runs right before the UPDATE that ends those sessions, in the same transaction.
+ */
+const queueLogouts = (condition: string) => `INSERT INTO logout_outbox
+  (sid, subject, client_id, uri, reason, created_at_ms, next_attempt_at_ms)
+  SELECT s.sid, s.subject, s.client_id, json_extract(c.settings, '$.backchannelLogoutUri'), $reason, $now, $now
+  FROM sessions s JOIN clients c ON c.id = s.client_id
+  WHERE s.ended_at_ms IS NULL AND s.absolute_expires_at_ms > $now
+    AND json_type(c.settings, '$.backchannelLogoutUri') = 'text' AND ${condition}
+  ON CONFLICT (sid, client_id) DO NOTHING`;
 
 const SESSION_COLUMNS = `s.sid, s.subject, s.client_id, s.scope, s.audience, s.claims, s.created_at_ms,
   s.last_used_at_ms, s.absolute_expires_at_ms, s.ended_at_ms, s.end_reason`;
@@ -520,6 +572,20 @@ function prepareStatements(db: DatabaseSync) {
     endClaimSessions: p(`UPDATE sessions SET ended_at_ms = ?1, end_reason = ?2 WHERE ended_at_ms IS NULL
       AND EXISTS (SELECT 1 FROM json_each(sessions.claims, ?3) WHERE json_each.value = ?4)`),
     endAllSessions: p('UPDATE sessions SET ended_at_ms = ?, end_reason = ? WHERE ended_at_ms IS NULL'),
+    queueSessionLogout: p(queueLogouts('s.sid = $sid')),
+    queueSubjectLogouts: p(queueLogouts('s.subject = $subject')),
+    queueClientLogouts: p(queueLogouts('s.client_id = $client_id')),
+    queueClaimLogouts: p(
+      queueLogouts('EXISTS (SELECT 1 FROM json_each(s.claims, $path) WHERE json_each.value = $value)'),
+    ),
+    queueAllLogouts: p(queueLogouts('1 = 1')),
+    claimLogouts: p(`UPDATE logout_outbox SET attempts = attempts + 1, next_attempt_at_ms = $lease_until
+      WHERE id IN (SELECT id FROM logout_outbox WHERE next_attempt_at_ms <= $now
+        ORDER BY next_attempt_at_ms, id LIMIT $limit)
+      RETURNING *`),
+    retryLogout: p(`UPDATE logout_outbox SET next_attempt_at_ms = ?, last_error = ?
+      WHERE id = ? AND attempts = ?`),
+    deleteLogout: p('DELETE FROM logout_outbox WHERE id = ? AND attempts = ?'),
     appendRule: p('INSERT INTO rules (rule, reason, created_at_ms, expires_at_ms) VALUES (?, ?, ?, ?)'),
     readLog: p('SELECT cursor, rule FROM rules WHERE cursor > ? ORDER BY cursor LIMIT ?'),
     activeRules: p('SELECT rule FROM rules WHERE expires_at_ms > ? ORDER BY cursor'),
@@ -554,6 +620,20 @@ function toSession(row: Row): SessionRecord {
     absoluteExpiresAtMs: row.absolute_expires_at_ms as number,
     endedAtMs: (row.ended_at_ms as number | null) ?? undefined,
     endReason: (row.end_reason as string | null) ?? undefined,
+  };
+}
+
+function toLogoutDelivery(row: Row): LogoutDelivery {
+  return {
+    id: row.id as number,
+    sid: row.sid as string,
+    subject: row.subject as string,
+    clientId: row.client_id as string,
+    uri: row.uri as string,
+    reason: row.reason as string,
+    createdAtMs: row.created_at_ms as number,
+    attempts: row.attempts as number,
+    lastError: (row.last_error as string | null) ?? undefined,
   };
 }
 

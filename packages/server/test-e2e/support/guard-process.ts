@@ -1,0 +1,87 @@
+/**
+ * A resource server in its own process, for the end-to-end tests: `node:http` and `createGuard`, nothing else.
+ *
+ * - `GET /check` → the guard's decision for the request's `Authorization` header: `200 { ok, sub, stale }`, or
+ *   the rejection's status with `{ ok: false, reason, revokedBy }`.
+ * - `GET /health` → `guard.health()` plus counts of the guard's events (`snapshot`, `reset`, and the cursors
+ *   each stream resumed from).
+ *
+ * Configured by environment: `GUARD_ISSUER`, `GUARD_SERVER_URL` (default the issuer), `GUARD_CLIENT_ID`,
+ * `GUARD_CLIENT_SECRET`, `GUARD_ID`, `GUARD_AUDIENCE` (default `https://api.example.com`),
+ * `GUARD_MAX_STALENESS_MS` (default 1500), `GUARD_STALE_POLICY` (`reject`, the default, or `accept`).
+ * Prints one JSON line `{ "port", "guardId" }` on stdout once the guard is ready and the port listens.
+ */
+import { subscribe } from 'node:diagnostics_channel';
+import { createServer } from 'node:http';
+import { createGuard, GUARD_CHANNEL, type GuardEvent, type StalePolicy } from '@revokd/guard';
+
+function env(name: string, fallback?: string): string {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) throw new Error(`${name} is required`);
+  return value;
+}
+
+const events = { snapshot: 0, reset: 0, resumedFrom: [] as number[] };
+// Subscribed before the guard starts, so the first snapshot is counted.
+subscribe(GUARD_CHANNEL, (message) => {
+  const event = message as GuardEvent;
+  if (event.type === 'snapshot') events.snapshot += 1;
+  else if (event.type === 'reset') events.reset += 1;
+  else if (event.type === 'connected') events.resumedFrom.push(event.after);
+});
+
+const issuer = env('GUARD_ISSUER');
+const guard = createGuard({
+  issuer,
+  serverUrl: env('GUARD_SERVER_URL', issuer),
+  audience: env('GUARD_AUDIENCE', 'https://api.example.com'),
+  clientId: env('GUARD_CLIENT_ID'),
+  clientSecret: env('GUARD_CLIENT_SECRET'),
+  guardId: env('GUARD_ID'),
+  maxStalenessMs: Number(env('GUARD_MAX_STALENESS_MS', '1500')),
+  stalePolicy: env('GUARD_STALE_POLICY', 'reject') as StalePolicy,
+  reconnect: { initialDelayMs: 50, maxDelayMs: 300 },
+  readyTimeoutMs: 15_000,
+});
+
+const server = createServer((request, response) => {
+  const send = (status: number, body: unknown) => {
+    response.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    response.end(JSON.stringify(body));
+  };
+  const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+  if (request.method === 'GET' && path === '/check') {
+    guard.check(request.headers.authorization).then(
+      (decision) =>
+        decision.ok
+          ? send(200, { ok: true, sub: decision.claims.sub, stale: decision.stale === true })
+          : send(decision.status, {
+              ok: false,
+              reason: decision.reason,
+              revokedBy: 'revokedBy' in decision ? decision.revokedBy : undefined,
+            }),
+      (error: unknown) => send(500, { ok: false, reason: String(error) }),
+    );
+    return;
+  }
+  if (request.method === 'GET' && path === '/health') {
+    send(200, { ...guard.health(), events });
+    return;
+  }
+  send(404, { error: 'not_found' });
+});
+
+const shutdown = () => {
+  server.close();
+  server.closeAllConnections();
+  void guard.close().finally(() => process.exit(0));
+};
+process.once('SIGTERM', shutdown);
+process.once('SIGINT', shutdown);
+
+await guard.ready();
+server.listen(0, '127.0.0.1', () => {
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  process.stdout.write(`${JSON.stringify({ port, guardId: guard.health().guardId })}\n`);
+});
