@@ -37,7 +37,8 @@ export interface RuntimeOptions {
   readonly actor?: string;
 }
 
-const KEY_RELOAD_INTERVAL_MS = 10_000;
+/** Keys are a handful of rows: re-reading them every second is cheap and bounds how long a withdrawn key signs. */
+const KEY_RELOAD_INTERVAL_MS = 1_000;
 
 export async function createRuntime(config: Config, options: RuntimeOptions = {}): Promise<Runtime> {
   const clock = options.clock ?? new SystemClock();
@@ -67,8 +68,12 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       const timer = setInterval(() => void keyring.reload().catch(() => {}), KEY_RELOAD_INTERVAL_MS);
       timer.unref();
       timers.push(timer);
-      // Sessions ended by a revocation this process applies have their logout tokens queued: send them now.
-      revocation.onApplied(() => backchannelLogout?.poke());
+      revocation.onApplied((entries) => {
+        // Sessions ended by a revocation this process applies have their logout tokens queued: send them now.
+        backchannelLogout?.poke();
+        // A global rule is what a key compromise writes (after withdrawing the key): stop signing with it at once.
+        if (entries.some((entry) => entry.rule.kind === 'global')) void keyring.reload().catch(() => {});
+      });
       backchannelLogout?.start();
     }
   } catch (error) {
