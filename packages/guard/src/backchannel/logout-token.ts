@@ -1,6 +1,6 @@
 import { type CryptoKey, flattenedVerify, errors as joseErrors } from 'jose';
 import { GuardError } from '../errors.ts';
-import { GUARD_ALGORITHMS, type GuardAlgorithm, type KeyResolver } from '../verify/key-set.ts';
+import { algorithmSet, type GuardAlgorithm, type KeyResolver } from '../verify/key-set.ts';
 import { decodeJsonObject, integerIn } from '../verify/verifier.ts';
 
 /** The member of the `events` claim that makes a JWT a logout token (OpenID Connect Back-Channel Logout 1.0 §2.4). */
@@ -131,17 +131,7 @@ export class LogoutTokenValidator {
       throw new GuardError('REVOKD_GUARD_CONFIG', 'keys must be a key resolver');
     }
     this.#keys = options.keys;
-    const algorithms = options.algorithms ?? GUARD_ALGORITHMS;
-    if (
-      algorithms.length === 0 ||
-      algorithms.some((a) => !(GUARD_ALGORITHMS as readonly string[]).includes(a))
-    ) {
-      throw new GuardError(
-        'REVOKD_GUARD_CONFIG',
-        `algorithms must be a non-empty subset of ${GUARD_ALGORITHMS.join(', ')}`,
-      );
-    }
-    this.#algorithms = new Set(algorithms);
+    this.#algorithms = algorithmSet(options.algorithms);
     this.#skewMs = 1000 * integerIn(options.clockSkewSeconds, 30, 0, 300, 'clockSkewSeconds');
     this.#maxAgeMs = 1000 * integerIn(options.maxTokenAgeSeconds, 300, 1, 86_400, 'maxTokenAgeSeconds');
     this.#maxTokenBytes = integerIn(options.maxTokenBytes, 8192, 64, 1 << 20, 'maxTokenBytes');

@@ -1,4 +1,5 @@
 import { type CryptoKey, importJWK, type JWK } from 'jose';
+import { GuardError } from '../errors.ts';
 
 /**
  * Signature algorithms a guard may accept. Asymmetric only: a guard holds public keys, so an HMAC algorithm
@@ -6,6 +7,20 @@ import { type CryptoKey, importJWK, type JWK } from 'jose';
  */
 export const GUARD_ALGORITHMS = ['EdDSA', 'ES256', 'RS256', 'PS256'] as const;
 export type GuardAlgorithm = (typeof GUARD_ALGORITHMS)[number];
+
+/** Validates an `algorithms` option (a non-empty subset of {@link GUARD_ALGORITHMS}; default: all of them). */
+export function algorithmSet(algorithms: readonly string[] = GUARD_ALGORITHMS): ReadonlySet<string> {
+  if (
+    algorithms.length === 0 ||
+    algorithms.some((a) => !(GUARD_ALGORITHMS as readonly string[]).includes(a))
+  ) {
+    throw new GuardError(
+      'REVOKD_GUARD_CONFIG',
+      `algorithms must be a non-empty subset of ${GUARD_ALGORITHMS.join(', ')}`,
+    );
+  }
+  return new Set(algorithms);
+}
 
 /** Keys per `kid`, each imported once per algorithm it may verify. */
 export interface KeyResolver {

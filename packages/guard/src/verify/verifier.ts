@@ -2,7 +2,7 @@ import { base64url, type CryptoKey, flattenedVerify, errors as joseErrors } from
 import { GuardError } from '../errors.ts';
 import type { TokenFacts } from '../model/rule.ts';
 import { tokenFacts } from '../model/token-facts.ts';
-import { GUARD_ALGORITHMS, type GuardAlgorithm, type KeyResolver } from './key-set.ts';
+import { algorithmSet, type GuardAlgorithm, type KeyResolver } from './key-set.ts';
 
 /**
  * Why a token was rejected. Stable codes, safe to log and to count; never sent to the client by default.
@@ -168,17 +168,7 @@ export class AccessTokenVerifier {
       throw new GuardError('REVOKD_GUARD_CONFIG', 'keys must be a key resolver');
     }
     this.#keys = options.keys;
-    const algorithms = options.algorithms ?? GUARD_ALGORITHMS;
-    if (
-      algorithms.length === 0 ||
-      algorithms.some((a) => !(GUARD_ALGORITHMS as readonly string[]).includes(a))
-    ) {
-      throw new GuardError(
-        'REVOKD_GUARD_CONFIG',
-        `algorithms must be a non-empty subset of ${GUARD_ALGORITHMS.join(', ')}`,
-      );
-    }
-    this.#algorithms = new Set(algorithms);
+    this.#algorithms = algorithmSet(options.algorithms);
     this.#skewMs =
       1000 * integerIn(options.clockSkewSeconds, DEFAULTS.clockSkewSeconds, 0, 300, 'clockSkewSeconds');
     this.#maxLifetimeSeconds = integerIn(
