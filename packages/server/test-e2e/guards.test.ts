@@ -15,9 +15,9 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
-import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { test } from 'node:test';
+import { CuttableProxy } from '../test/support/cuttable-proxy.ts';
 import {
   addClientViaCli,
   cli,
@@ -95,46 +95,6 @@ async function startGuard(env: Record<string, string>): Promise<GuardProcess> {
       await exited;
     },
   };
-}
-
-/** A TCP proxy that can be cut (every connection destroyed, nothing listening) and restored on the same port. */
-class CuttableProxy {
-  readonly #targetPort: number;
-  readonly #sockets = new Set<Socket>();
-  #server: Server | undefined;
-  port = 0;
-
-  constructor(targetPort: number) {
-    this.#targetPort = targetPort;
-  }
-
-  async start(): Promise<string> {
-    const server = createServer((client) => {
-      const upstream = connect(this.#targetPort, '127.0.0.1');
-      for (const socket of [client, upstream]) {
-        this.#sockets.add(socket);
-        socket.on('close', () => this.#sockets.delete(socket));
-        socket.on('error', () => {});
-      }
-      client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-    await new Promise<void>((done, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => done());
-    });
-    this.#server = server;
-    this.port = (server.address() as AddressInfo).port;
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  async cut(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const socket of this.#sockets) socket.destroy();
-    if (server) await new Promise<void>((done) => server.close(() => done()));
-  }
 }
 
 /** Polls until `predicate` holds; returns how long it took in ms, or fails after `boundMs`. */

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { AddressInfo } from 'node:net';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { createGuard, GUARD_CHANNEL, type Guard, type GuardEvent, type GuardOptions } from '@revokd/guard';
+import { CuttableProxy } from './support/cuttable-proxy.ts';
 import { API, ISSUER, startTestServer, type TestServer } from './support/harness.ts';
 
 /** Propagation bound asserted here: far above the expected milliseconds, low enough to catch polling. */
@@ -50,48 +50,6 @@ function recordEvents(t: { after(fn: () => void): void }): GuardEvent[] {
   subscribe(GUARD_CHANNEL, listener);
   t.after(() => unsubscribe(GUARD_CHANNEL, listener));
   return seen;
-}
-
-/** A TCP proxy that can be cut (every connection destroyed, nothing listening) and restored on the same port. */
-class CuttableProxy {
-  readonly #targetPort: number;
-  readonly #sockets = new Set<Socket>();
-  #server: Server | undefined;
-  port = 0;
-
-  constructor(targetPort: number) {
-    this.#targetPort = targetPort;
-  }
-
-  /** Listens (on the same port as before, after a cut); returns the base URL. */
-  async start(): Promise<string> {
-    const server = createServer((client) => {
-      const upstream = connect(this.#targetPort, '127.0.0.1');
-      for (const socket of [client, upstream]) {
-        this.#sockets.add(socket);
-        socket.on('close', () => this.#sockets.delete(socket));
-        socket.on('error', () => {});
-      }
-      client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.#server = server;
-    this.port = (server.address() as AddressInfo).port;
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** Stops listening and destroys every open connection, as a network failure would. */
-  async cut(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const socket of this.#sockets) socket.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
 }
 
 test('a token is accepted, revoked through /revoke, and rejected by the guard within the bound', async (t) => {

@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { createGuard, type Guard, type GuardOptions, ISSUED_AT_US_CLAIM } from '@revokd/guard';
 import type { ChallengeOptions, GuardMiddlewareOptions, RevokdAuth } from '@revokd/guard/node';
+import { CuttableProxy } from '../support/cuttable-proxy.ts';
 import { API, encodeForm, ISSUER, startTestServer, type TestServer } from '../support/harness.ts';
 
 /** Propagation bound asserted here: far above the expected milliseconds, low enough to catch polling. */
@@ -343,44 +344,6 @@ export const ADAPTER_CASES: readonly AdapterCase[] = [
     },
   },
 ];
-
-/** A TCP proxy that can be cut: every connection destroyed and nothing listening any more. */
-class CuttableProxy {
-  readonly #targetPort: number;
-  readonly #sockets = new Set<Socket>();
-  #server: Server | undefined;
-
-  constructor(targetPort: number) {
-    this.#targetPort = targetPort;
-  }
-
-  async start(): Promise<string> {
-    const server = createServer((client) => {
-      const upstream = connect(this.#targetPort, '127.0.0.1');
-      for (const socket of [client, upstream]) {
-        this.#sockets.add(socket);
-        socket.on('close', () => this.#sockets.delete(socket));
-        socket.on('error', () => {});
-      }
-      client.pipe(upstream).pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    this.#server = server;
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  }
-
-  async cut(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    for (const socket of this.#sockets) socket.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
 
 function guardFor(
   server: TestServer,
