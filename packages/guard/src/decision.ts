@@ -1,4 +1,4 @@
-import type { RuleKind } from './model/rule.ts';
+import type { RevocationKind } from './model/rule.ts';
 import { VERIFY_FAILURE_REASONS, type VerifiedToken, type VerifyFailureReason } from './verify/verifier.ts';
 
 /** A token the guard accepts. `stale` is set when it was accepted under `stalePolicy: 'accept'`. */
@@ -6,14 +6,17 @@ export interface GuardAcceptance extends VerifiedToken {
   readonly stale?: true;
 }
 
-/** The token is missing, invalid or revoked: 401 with an RFC 6750 challenge. */
+/**
+ * The token is invalid, revoked, or (`not_allowed`, allowlist mode only) its issuance has not reached this guard:
+ * 401 with an RFC 6750 challenge.
+ */
 export interface InvalidTokenRejection {
   readonly ok: false;
   readonly status: 401;
   readonly error: 'invalid_token';
-  readonly reason: VerifyFailureReason | 'revoked';
+  readonly reason: VerifyFailureReason | 'revoked' | 'not_allowed';
   /** The kind of rule that revoked the token, when `reason` is `revoked`. */
-  readonly revokedBy?: RuleKind;
+  readonly revokedBy?: RevocationKind;
 }
 
 /** No bearer token at all: 401 with a challenge that carries no error code (RFC 6750 §3.1). */
@@ -49,10 +52,10 @@ export const INVALID_TOKEN: Readonly<Record<VerifyFailureReason, InvalidTokenRej
   ),
 ) as Readonly<Record<VerifyFailureReason, InvalidTokenRejection>>;
 
-const revoked = (by: RuleKind): InvalidTokenRejection =>
+const revoked = (by: RevocationKind): InvalidTokenRejection =>
   Object.freeze({ ok: false, status: 401, error: 'invalid_token', reason: 'revoked', revokedBy: by });
 
-export const REVOKED: Readonly<Record<RuleKind, InvalidTokenRejection>> = Object.freeze({
+export const REVOKED: Readonly<Record<RevocationKind, InvalidTokenRejection>> = Object.freeze({
   token: revoked('token'),
   session: revoked('session'),
   family: revoked('family'),
@@ -60,6 +63,17 @@ export const REVOKED: Readonly<Record<RuleKind, InvalidTokenRejection>> = Object
   client: revoked('client'),
   global: revoked('global'),
   claim: revoked('claim'),
+});
+
+/**
+ * Allowlist mode: no `allow` entry for the token has reached the guard. Either it was never issued by revokd, or
+ * its issuance is still on its way (usually milliseconds): a client may retry once.
+ */
+export const NOT_ALLOWED: InvalidTokenRejection = Object.freeze({
+  ok: false,
+  status: 401,
+  error: 'invalid_token',
+  reason: 'not_allowed',
 });
 
 export const MISSING_TOKEN: MissingTokenRejection = Object.freeze({

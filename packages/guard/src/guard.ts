@@ -1,7 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type GuardDecision, INVALID_TOKEN, MISSING_TOKEN, NOT_READY, REVOKED, STALE } from './decision.ts';
+import {
+  type GuardDecision,
+  INVALID_TOKEN,
+  MISSING_TOKEN,
+  NOT_ALLOWED,
+  NOT_READY,
+  REVOKED,
+  STALE,
+} from './decision.ts';
 import { GuardError } from './errors.ts';
 import { emit } from './events.ts';
 import { backoffDelayMs, FeedFollower, type FeedState, type ReconnectOptions } from './feed/follower.ts';
@@ -16,6 +24,12 @@ import { AccessTokenVerifier, integerIn, type VerifyDecision } from './verify/ve
 
 export type StalePolicy = 'reject' | 'accept';
 
+/**
+ * `denylist` (default): accept every valid token no rule revokes. `allowlist`: also require the token's issuance
+ * (an `allow` entry, written by a server with `tokens.allowlist`) to have reached this guard.
+ */
+export type GuardMode = 'denylist' | 'allowlist';
+
 /** Options of one {@link Guard.check} call. */
 export interface CheckOptions {
   /** Overrides the guard's `stalePolicy` for this call (e.g. per route). Default: the guard's. */
@@ -28,6 +42,13 @@ export interface GuardOptions {
   readonly issuer: string;
   /** This resource server's identifier(s); a token's `aud` must contain one of them. */
   readonly audience: string | readonly string[];
+  /**
+   * `denylist` (default) or `allowlist`: accept only tokens whose issuance has reached this guard through the
+   * feed (the server must run with `tokens.allowlist: true`). A token presented before its issuance arrives
+   * (usually milliseconds after the token response) is rejected 401 `invalid_token`, reason `not_allowed`;
+   * clients may retry. Costs one index entry per live issued token.
+   */
+  readonly mode?: GuardMode;
   /** Client credentials of a client allowed to introspect: they authenticate the revocation feed. */
   readonly clientId: string;
   readonly clientSecret: string;
@@ -94,7 +115,7 @@ export interface GuardHealth {
   /** Milliseconds since freshness was last confirmed; undefined before the first snapshot. */
   readonly lagMs: number | undefined;
   readonly lastConfirmedAtMs: number | undefined;
-  /** Distinct active entries in the revocation index. */
+  /** Distinct active entries in the revocation index (in allowlist mode, one per live issued token too). */
   readonly activeRules: number;
   /** Verification keys held. */
   readonly keys: number;
@@ -118,7 +139,7 @@ export interface Guard {
   /**
    * Adds a rule to this process's index only, e.g. from a back-channel logout token (see
    * `createBackchannelLogoutReceiver`). Local rules are kept apart from the feed's, so a snapshot reload does not
-   * drop them; they apply until their `expiresAtMs`. Throws a `TypeError` for a malformed rule.
+   * drop them; they apply until their `expiresAtMs`. Throws a `TypeError` for a malformed rule or an `allow` entry.
    */
   revokeLocally(rule: Rule): void;
   /** The verification keys the guard holds (the server's JWKS): pass them to a back-channel logout receiver. */
@@ -147,7 +168,7 @@ export function createGuard(options: GuardOptions): Guard {
 class RevokdGuard implements Guard {
   readonly #now: () => number;
   readonly #guardId: string;
-  readonly #index = new RevocationIndex();
+  readonly #index: RevocationIndex;
   /** Rules from {@link Guard.revokeLocally}; checked only while it holds any. */
   readonly #localIndex = new RevocationIndex();
   #hasLocalRules = false;
@@ -188,6 +209,10 @@ class RevokdGuard implements Guard {
     ) {
       throw new GuardError('REVOKD_GUARD_CONFIG', "stalePolicy must be 'reject' or 'accept'");
     }
+    if (options.mode !== undefined && options.mode !== 'denylist' && options.mode !== 'allowlist') {
+      throw new GuardError('REVOKD_GUARD_CONFIG', "mode must be 'denylist' or 'allowlist'");
+    }
+    this.#index = new RevocationIndex({ allowlist: options.mode === 'allowlist' });
     const fetch = options.fetch ?? globalThis.fetch;
     if (typeof fetch !== 'function') throw new GuardError('REVOKD_GUARD_CONFIG', 'fetch must be a function');
     const now = options.now ?? Date.now;
@@ -300,7 +325,7 @@ class RevokdGuard implements Guard {
 
   revokeLocally(rule: Rule): void {
     const parsed = parseRule(rule);
-    if (parsed === undefined) throw new TypeError('not a valid revocation rule');
+    if (parsed === undefined || parsed.kind === 'allow') throw new TypeError('not a valid revocation rule');
     this.#localIndex.add(parsed);
     this.#hasLocalRules = true;
   }
@@ -338,10 +363,11 @@ class RevokdGuard implements Guard {
   #decide(verified: VerifyDecision, nowMs: number, acceptStale: boolean): GuardDecision {
     if (!verified.ok) return INVALID_TOKEN[verified.reason];
     const revocation = this.#index.check(verified.facts, nowMs);
-    if (revocation.revoked) return REVOKED[revocation.by];
+    if (revocation.revoked) return revocation.by === 'allowlist' ? NOT_ALLOWED : REVOKED[revocation.by];
     if (this.#hasLocalRules) {
       const local = this.#localIndex.check(verified.facts, nowMs);
-      if (local.revoked) return REVOKED[local.by];
+      // The local index is never in allowlist mode.
+      if (local.revoked && local.by !== 'allowlist') return REVOKED[local.by];
     }
     if (this.#follower.isFresh(nowMs)) return verified;
     return acceptStale ? { ...verified, stale: true } : STALE;

@@ -77,6 +77,7 @@ export {
   createGuard,
   type Guard,
   type GuardHealth,
+  type GuardMode,
   type GuardOptions,
   type StalePolicy,
 } from './guard.ts';
@@ -89,10 +90,17 @@ export {
   httpRejection,
 } from './http/bearer.ts';
 export { basicAuthorization, type FetchFunction } from './http/fetch.ts';
-export { type RevocationDecision, RevocationIndex } from './model/revocation-index.ts';
 export {
+  type RevocationDecision,
+  RevocationIndex,
+  type RevocationIndexOptions,
+} from './model/revocation-index.ts';
+export {
+  type AllowRule,
   describeRule,
   type LogEntry,
+  REVOCATION_KINDS,
+  type RevocationKind,
   RULE_KINDS,
   type Rule,
   type RuleKind,

@@ -345,6 +345,7 @@ describe('createGuard', () => {
       [{ jwksUri: 'not a url' }, /jwksUri/],
       [{ maxStalenessMs: -1 }, /maxStalenessMs/],
       [{ stalePolicy: 'maybe' as never }, /stalePolicy/],
+      [{ mode: 'allow' as never }, /mode/],
       [{ clockSkewSeconds: 1000 }, /clockSkewSeconds/],
       [{ algorithms: ['HS256' as never] }, /algorithms/],
       [{ reconnect: { initialDelayMs: 0 } }, /reconnect.initialDelayMs/],
@@ -352,6 +353,67 @@ describe('createGuard', () => {
     for (const [options, message] of bad) {
       assert.throws(() => createGuard({ ...base, ...options }), { code: 'REVOKD_GUARD_CONFIG', message });
     }
+  });
+});
+
+describe('createGuard: allowlist mode', () => {
+  const allow = (cursor: number, jti: string, expiresAtMs = NOW_MS + 600_000) => ({
+    cursor,
+    rule: { kind: 'allow', jti, expiresAtMs } as const,
+  });
+
+  test('accepts a token once its allow entry arrives; rejects others as not_allowed; revocations still apply', async (t) => {
+    const server = new FakeServer();
+    server.snapshot = { cursor: 1, rules: [{ kind: 'allow', jti: 'jti-1', expiresAtMs: NOW_MS + 600_000 }] };
+    const { guard, stream } = await live(t, { mode: 'allowlist' }, server);
+    assert.equal((await guard.check(await sign(key))).ok, true, 'allowed by the snapshot');
+    const later = await sign(key, claims({ jti: 'jti-2' }));
+    const notAllowed = await guard.check(later);
+    assert.deepEqual(notAllowed, { ok: false, status: 401, error: 'invalid_token', reason: 'not_allowed' });
+    assert.ok(Object.isFrozen(notAllowed));
+    assert.equal(await guard.check(await sign(key, claims({ jti: 'jti-3' }))), notAllowed, 'shared value');
+
+    stream.entries([allow(2, 'jti-2')]);
+    await waitFor(async () => (await guard.check(later)).ok, { what: 'allow entry' });
+    assert.equal(guard.health().activeRules, 2);
+
+    stream.entries([{ cursor: 3, rule: { kind: 'token', jti: 'jti-2', expiresAtMs: NOW_MS + 600_000 } }]);
+    await waitFor(async () => !(await guard.check(later)).ok, { what: 'revocation' });
+    assert.deepEqual(await guard.check(later), {
+      ok: false,
+      status: 401,
+      error: 'invalid_token',
+      reason: 'revoked',
+      revokedBy: 'token',
+    });
+  });
+
+  test('an allow entry stops allowing at its expiry and is pruned', async (t) => {
+    const server = new FakeServer();
+    server.snapshot = { cursor: 1, rules: [{ kind: 'allow', jti: 'jti-1', expiresAtMs: NOW_MS + 1000 }] };
+    const { guard, clock } = await live(
+      t,
+      { mode: 'allowlist', pruneIntervalMs: 100, maxStalenessMs: 600_000 },
+      server,
+    );
+    assert.equal(guard.health().activeRules, 1);
+    clock.nowMs += 1000;
+    await waitFor(() => guard.health().activeRules === 0, { what: 'pruning' });
+  });
+
+  test('the default (denylist) mode ignores allow entries: they hold no memory and reject nothing', async (t) => {
+    const server = new FakeServer();
+    server.snapshot = { cursor: 1, rules: [{ kind: 'allow', jti: 'other', expiresAtMs: NOW_MS + 600_000 }] };
+    const { guard, stream } = await live(t, {}, server);
+    stream.entries([allow(2, 'jti-9')]);
+    await waitFor(() => guard.health().cursor === 2, { what: 'entry applied' });
+    assert.equal(guard.health().activeRules, 0);
+    assert.equal((await guard.check(await sign(key))).ok, true);
+  });
+
+  test('revokeLocally refuses an allow entry', async (t) => {
+    const { guard } = setup(t);
+    assert.throws(() => guard.revokeLocally({ kind: 'allow', jti: 'x', expiresAtMs: NOW_MS + 1 }), TypeError);
   });
 });
 

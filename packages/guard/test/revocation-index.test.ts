@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   type LogEntry,
+  REVOCATION_KINDS,
+  type RevocationDecision,
   RevocationIndex,
+  type RevocationKind,
   RULE_KINDS,
   type Rule,
-  type RuleKind,
   type TokenFacts,
   tokenFacts,
 } from '../src/index.ts';
@@ -45,13 +47,17 @@ function indexWith(...rules: Rule[]): RevocationIndex {
 }
 
 /** Outcome as `by` kind, or null when accepted. */
-function outcome(index: RevocationIndex, token: TokenFacts, nowMs = NOW_MS): RuleKind | null {
+function outcome(
+  index: RevocationIndex,
+  token: TokenFacts,
+  nowMs = NOW_MS,
+): (RevocationDecision & { revoked: true })['by'] | null {
   const decision = index.check(token, nowMs);
   return decision.revoked ? decision.by : null;
 }
 
 /** One rule of each kind, matching the default payload, expiring at `expiresAtMs`. */
-function ruleOfKind(kind: RuleKind, expiresAtMs = RULE_EXPIRES_MS, notBeforeUs = RULE_US): Rule {
+function ruleOfKind(kind: RevocationKind, expiresAtMs = RULE_EXPIRES_MS, notBeforeUs = RULE_US): Rule {
   switch (kind) {
     case 'token':
       return { kind, jti: 'jti-1', expiresAtMs };
@@ -70,7 +76,7 @@ function ruleOfKind(kind: RuleKind, expiresAtMs = RULE_EXPIRES_MS, notBeforeUs =
   }
 }
 
-const NOT_BEFORE_KINDS: readonly RuleKind[] = ['subject', 'client', 'global', 'claim'];
+const NOT_BEFORE_KINDS: readonly RevocationKind[] = ['subject', 'client', 'global', 'claim'];
 
 describe('RevocationIndex: which tokens each rule kind rejects', () => {
   const before = RULE_US - 1;
@@ -79,7 +85,7 @@ describe('RevocationIndex: which tokens each rule kind rejects', () => {
     name: string;
     rule: Rule;
     token: TokenFacts;
-    expected: RuleKind | null;
+    expected: RevocationKind | null;
   }> = [
     {
       name: 'a token rule rejects the token with that jti',
@@ -401,7 +407,7 @@ describe('RevocationIndex: merging repeated rules', () => {
     assert.equal(index.size, 1);
   });
 
-  for (const kind of RULE_KINDS) {
+  for (const kind of REVOCATION_KINDS) {
     test(`two ${kind} rules for the same key count as one entry`, () => {
       const index = indexWith(ruleOfKind(kind), ruleOfKind(kind, RULE_EXPIRES_MS + 1000, RULE_US + 1000));
       assert.equal(index.size, 1);
@@ -448,7 +454,7 @@ describe('RevocationIndex: merging repeated rules', () => {
 });
 
 describe('RevocationIndex: expiry and pruning', () => {
-  for (const kind of RULE_KINDS) {
+  for (const kind of REVOCATION_KINDS) {
     test(`an expired ${kind} rule stops rejecting before it is pruned`, () => {
       const token = issuedAt(RULE_US - 1, { role: 'admin' });
       const index = indexWith(ruleOfKind(kind, NOW_MS + 1000));
@@ -470,7 +476,7 @@ describe('RevocationIndex: expiry and pruning', () => {
 
   test('prune counts every dropped entry across all kinds and keeps the live ones', () => {
     const index = new RevocationIndex();
-    for (const kind of RULE_KINDS) index.add(ruleOfKind(kind, NOW_MS + 1000));
+    for (const kind of REVOCATION_KINDS) index.add(ruleOfKind(kind, NOW_MS + 1000));
     index.add({ kind: 'token', jti: 'live', expiresAtMs: NOW_MS + 2000 });
     index.add({ kind: 'claim', claim: 'roles', value: 'x', notBeforeUs: RULE_US, expiresAtMs: NOW_MS + 500 });
     index.add({
@@ -480,8 +486,8 @@ describe('RevocationIndex: expiry and pruning', () => {
       notBeforeUs: RULE_US,
       expiresAtMs: NOW_MS + 2000,
     });
-    assert.equal(index.size, RULE_KINDS.length + 3);
-    assert.equal(index.prune(NOW_MS + 1000), RULE_KINDS.length + 1);
+    assert.equal(index.size, REVOCATION_KINDS.length + 3);
+    assert.equal(index.prune(NOW_MS + 1000), REVOCATION_KINDS.length + 1);
     assert.equal(index.size, 2);
     assert.equal(outcome(index, tokenFacts(payload({ jti: 'live' })), NOW_MS + 1000), 'token');
     assert.equal(outcome(index, issuedAt(RULE_US - 1, { roles: ['y'] }), NOW_MS + 1000), 'claim');
@@ -552,7 +558,7 @@ describe('RevocationIndex: applying the log', () => {
   test('reset replaces every rule with the snapshot and takes its cursor', () => {
     const index = new RevocationIndex();
     index.apply([entry(1, 'a'), entry(2, 'b')]);
-    for (const kind of RULE_KINDS) index.add(ruleOfKind(kind));
+    for (const kind of REVOCATION_KINDS) index.add(ruleOfKind(kind));
     index.reset([{ kind: 'token', jti: 'snap', expiresAtMs: RULE_EXPIRES_MS }], 10);
     assert.equal(index.cursor, 10);
     assert.equal(index.size, 1);
@@ -578,5 +584,89 @@ describe('RevocationIndex: applying the log', () => {
     assert.equal(index.cursor, 20);
     index.apply([entry(21, 'b')]);
     assert.equal(revoked(index, 'b'), true);
+  });
+});
+
+describe('RevocationIndex: allowlist mode', () => {
+  const allow = (jti: string, expiresAtMs = RULE_EXPIRES_MS): Rule => ({ kind: 'allow', jti, expiresAtMs });
+  const token = (jti: string) => tokenFacts(payload({ jti }));
+
+  test('RULE_KINDS carries allow; REVOCATION_KINDS is every other kind', () => {
+    assert.ok(RULE_KINDS.includes('allow'));
+    assert.deepEqual(
+      REVOCATION_KINDS,
+      RULE_KINDS.filter((kind) => kind !== 'allow'),
+    );
+  });
+
+  test('a token with a live allow entry is accepted; any other is rejected by the allowlist', () => {
+    const index = new RevocationIndex({ allowlist: true });
+    assert.equal(index.allowlist, true);
+    index.apply([{ cursor: 1, rule: allow('jti-1') }]);
+    assert.equal(index.check(token('jti-1'), NOW_MS).revoked, false);
+    assert.equal(outcome(index, token('never-issued')), 'allowlist');
+    assert.equal(outcome(index, tokenFacts(payload({ jti: undefined }))), 'allowlist', 'no jti, not allowed');
+    assert.equal(index.size, 1);
+  });
+
+  test('decisions are shared frozen values', () => {
+    const index = new RevocationIndex({ allowlist: true });
+    const first = index.check(token('x'), NOW_MS);
+    assert.equal(index.check(token('y'), NOW_MS), first);
+    assert.ok(Object.isFrozen(first));
+    index.add(allow('x'));
+    const accepted = index.check(token('x'), NOW_MS);
+    assert.ok(Object.isFrozen(accepted));
+    assert.equal(accepted, indexWith().check(token('x'), NOW_MS));
+  });
+
+  test('revocation rules still apply to an allowed token', () => {
+    const index = new RevocationIndex({ allowlist: true });
+    index.add(allow('jti-1'));
+    for (const kind of REVOCATION_KINDS) {
+      const rule = ruleOfKind(kind);
+      const probe = new RevocationIndex({ allowlist: true });
+      probe.reset([allow('jti-1'), rule], 1);
+      assert.equal(outcome(probe, issuedAt(RULE_US - 1, { role: 'admin' })), kind);
+    }
+    index.apply([{ cursor: 1, rule: { kind: 'token', jti: 'jti-1', expiresAtMs: RULE_EXPIRES_MS } }]);
+    assert.equal(outcome(index, token('jti-1')), 'token');
+  });
+
+  test('an allow entry stops allowing at its expiry and is pruned then, not before', () => {
+    const index = new RevocationIndex({ allowlist: true });
+    index.add(allow('jti-1', NOW_MS + 1000));
+    index.add(allow('jti-1', NOW_MS + 500));
+    assert.equal(index.size, 1, 'repeated allow entries merge, keeping the later expiry');
+    assert.equal(outcome(index, token('jti-1'), NOW_MS + 999), null);
+    assert.equal(outcome(index, token('jti-1'), NOW_MS + 1000), 'allowlist');
+    assert.equal(index.prune(NOW_MS + 999), 0);
+    assert.equal(index.size, 1);
+    assert.equal(index.prune(NOW_MS + 1000), 1);
+    assert.equal(index.size, 0);
+  });
+
+  test('reset replaces the allowed set with the snapshot', () => {
+    const index = new RevocationIndex({ allowlist: true });
+    index.add(allow('old'));
+    index.reset([allow('snap')], 5);
+    assert.equal(outcome(index, token('old')), 'allowlist');
+    assert.equal(outcome(index, token('snap')), null);
+    assert.equal(index.size, 1);
+  });
+
+  test('the default mode ignores allow entries entirely: no memory, no effect on the check', () => {
+    const index = new RevocationIndex();
+    assert.equal(index.allowlist, false);
+    index.apply([
+      { cursor: 1, rule: allow('jti-1') },
+      { cursor: 2, rule: allow('jti-2') },
+    ]);
+    index.reset([allow('jti-3')], 3);
+    index.add(allow('jti-4'));
+    assert.equal(index.size, 0);
+    assert.equal(index.cursor, 3, 'allow entries still move the cursor');
+    assert.equal(outcome(index, token('never-issued')), null);
+    assert.equal(index.prune(RULE_EXPIRES_MS + 1), 0);
   });
 });

@@ -13,7 +13,7 @@ import {
   parseSnapshot,
   STREAM_EVENTS,
 } from '../src/feed/wire.ts';
-import type { LogEntry, Rule } from '../src/model/rule.ts';
+import { type LogEntry, RULE_KINDS, type Rule } from '../src/model/rule.ts';
 
 const rules: Rule[] = [
   { kind: 'token', jti: 'j', expiresAtMs: 1 },
@@ -23,6 +23,7 @@ const rules: Rule[] = [
   { kind: 'client', clientId: 'c', notBeforeUs: 5, expiresAtMs: 1 },
   { kind: 'global', notBeforeUs: 5, expiresAtMs: 1 },
   { kind: 'claim', claim: 'roles', value: 'admin', notBeforeUs: 5, expiresAtMs: 1 },
+  { kind: 'allow', jti: 'j', expiresAtMs: 1 },
 ];
 
 describe('wire formats', () => {
@@ -31,6 +32,17 @@ describe('wire formats', () => {
       assert.deepEqual(parseRule(JSON.parse(JSON.stringify(rule))), rule);
       assert.deepEqual(parseRule({ ...rule, extra: 1, __proto__: { x: 1 } }), rule);
     }
+  });
+
+  test('allow entries (allowlist mode) are part of the wire: every kind is covered, entries parse', () => {
+    assert.deepEqual(
+      rules.map((rule) => rule.kind),
+      [...RULE_KINDS],
+    );
+    assert.deepEqual(parseEntries([{ cursor: 1, rule: { kind: 'allow', jti: 'j', expiresAtMs: 9, x: 1 } }]), [
+      { cursor: 1, rule: { kind: 'allow', jti: 'j', expiresAtMs: 9 } },
+    ]);
+    assert.equal(parseEntries([{ cursor: 1, rule: { kind: 'allow', jti: 'j' } }]), undefined);
   });
 
   test('invalid rules are refused, never dropped silently', () => {
@@ -42,6 +54,9 @@ describe('wire formats', () => {
       { kind: 'token', jti: 'j', expiresAtMs: '1' },
       { kind: 'subject', sub: 'u', expiresAtMs: 1 },
       { kind: 'claim', claim: 'roles', notBeforeUs: 1, expiresAtMs: 1 },
+      { kind: 'allow', expiresAtMs: 1 },
+      { kind: 'allow', jti: 7, expiresAtMs: 1 },
+      { kind: 'allow', jti: 'j' },
       { kind: 'unknown-kind', expiresAtMs: 1 },
     ];
     for (const value of invalid) assert.equal(parseRule(value), undefined, JSON.stringify(value));
@@ -83,7 +98,7 @@ describe('wire formats', () => {
       seen.map((e) => e.type),
       [STREAM_EVENTS.entries, STREAM_EVENTS.heartbeat, STREAM_EVENTS.reset],
     );
-    assert.equal(seen[0]!.id, '7');
+    assert.equal(seen[0]!.id, String(entries.length));
     assert.deepEqual(parseEntriesFrame(seen[0]!.data), entries);
     assert.deepEqual(parseHeartbeatFrame(seen[1]!.data), { cursor: 7, serverTimeMs: 1234 });
     assert.deepEqual(parseResetFrame(seen[2]!.data), { reason: 'cursor_ahead', cursor: 3 });

@@ -178,6 +178,8 @@ export function parseRule(value: unknown): Rule | undefined {
             expiresAtMs,
           }
         : undefined;
+    case 'allow':
+      return isString(value.jti) ? { kind: 'allow', jti: value.jti, expiresAtMs } : undefined;
     default:
       return undefined;
   }

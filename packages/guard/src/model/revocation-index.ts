@@ -1,12 +1,24 @@
-import type { LogEntry, Rule, RuleKind, TokenFacts } from './rule.ts';
+import type { LogEntry, RevocationKind, Rule, TokenFacts } from './rule.ts';
 
-/** The outcome of a revocation check: a value, never an exception, so the hot path allocates nothing on rejection. */
+/**
+ * The outcome of a revocation check: a value, never an exception, so the hot path allocates nothing on rejection.
+ * `by: 'allowlist'`: in allowlist mode, no live `allow` entry names the token's `jti`.
+ */
 export type RevocationDecision =
   | { readonly revoked: false }
-  | { readonly revoked: true; readonly by: RuleKind };
+  | { readonly revoked: true; readonly by: RevocationKind | 'allowlist' };
+
+export interface RevocationIndexOptions {
+  /**
+   * Allowlist mode: keep `allow` entries and reject every token whose `jti` no live `allow` entry names (on top
+   * of the revocation rules). Default false: `allow` entries are ignored and cost nothing.
+   */
+  readonly allowlist?: boolean;
+}
 
 const NOT_REVOKED: RevocationDecision = Object.freeze({ revoked: false });
-const REVOKED_BY: Readonly<Record<RuleKind, RevocationDecision>> = Object.freeze({
+const NOT_ALLOWED: RevocationDecision = Object.freeze({ revoked: true, by: 'allowlist' });
+const REVOKED_BY: Readonly<Record<RevocationKind, RevocationDecision>> = Object.freeze({
   token: Object.freeze({ revoked: true, by: 'token' }),
   session: Object.freeze({ revoked: true, by: 'session' }),
   family: Object.freeze({ revoked: true, by: 'family' }),
@@ -28,8 +40,13 @@ interface Bound {
  * Pure: no I/O, no clock of its own (callers pass `nowMs`). Several rules for the same key merge into one entry
  * (the latest not-before and the latest expiry), so "revoke everything of a user" costs one entry however often it
  * is repeated, and memory is bounded by the number of distinct active keys.
+ *
+ * In allowlist mode it also holds one entry per live issued token (`allow` entries), and accepts only those.
  */
 export class RevocationIndex {
+  readonly #allowlist: boolean;
+  /** jti → expiry of its `allow` entry; filled only in allowlist mode. */
+  readonly #allowed = new Map<string, number>();
   readonly #tokens = new Map<string, number>();
   readonly #sessions = new Map<string, number>();
   readonly #families = new Map<string, number>();
@@ -40,12 +57,21 @@ export class RevocationIndex {
   #global: Bound | undefined;
   #cursor = 0;
 
+  constructor(options: RevocationIndexOptions = {}) {
+    this.#allowlist = options.allowlist === true;
+  }
+
+  /** Whether the index is in allowlist mode. */
+  get allowlist(): boolean {
+    return this.#allowlist;
+  }
+
   /** The cursor of the last log entry applied (0 before any). */
   get cursor(): number {
     return this.#cursor;
   }
 
-  /** Number of distinct active entries (not rules: merged rules count once). */
+  /** Number of distinct active entries (not rules: merged rules count once), `allow` entries included. */
   get size(): number {
     let claimEntries = 0;
     for (const values of this.#claims.values()) claimEntries += values.size;
@@ -56,7 +82,8 @@ export class RevocationIndex {
       this.#subjects.size +
       this.#clients.size +
       claimEntries +
-      (this.#global ? 1 : 0)
+      (this.#global ? 1 : 0) +
+      this.#allowed.size
     );
   }
 
@@ -69,9 +96,12 @@ export class RevocationIndex {
     }
   }
 
-  /** Adds one rule without moving the cursor. */
+  /** Adds one rule without moving the cursor. An `allow` entry is ignored unless in allowlist mode. */
   add(rule: Rule): void {
     switch (rule.kind) {
+      case 'allow':
+        if (this.#allowlist) mergeExpiry(this.#allowed, rule.jti, rule.expiresAtMs);
+        return;
       case 'token':
         mergeExpiry(this.#tokens, rule.jti, rule.expiresAtMs);
         return;
@@ -104,7 +134,8 @@ export class RevocationIndex {
 
   /**
    * Checks a verified token. A rule whose expiry has passed no longer applies even before it is pruned, so the
-   * answer does not depend on when pruning last ran.
+   * answer does not depend on when pruning last ran. In allowlist mode a token is rejected (`by: 'allowlist'`)
+   * unless a live `allow` entry names its `jti`, and the revocation rules are checked first.
    */
   check(token: TokenFacts, nowMs: number): RevocationDecision {
     if (token.jti !== undefined && isLive(this.#tokens.get(token.jti), nowMs)) return REVOKED_BY.token;
@@ -117,6 +148,9 @@ export class RevocationIndex {
     }
     if (rejects(this.#global, token, nowMs)) return REVOKED_BY.global;
     if (this.#claims.size > 0 && this.#claimRejects(token, nowMs)) return REVOKED_BY.claim;
+    if (this.#allowlist && (token.jti === undefined || !isLive(this.#allowed.get(token.jti), nowMs))) {
+      return NOT_ALLOWED;
+    }
     return NOT_REVOKED;
   }
 
@@ -135,6 +169,7 @@ export class RevocationIndex {
       this.#global = undefined;
       dropped += 1;
     }
+    if (this.#allowed.size > 0) dropped += pruneMap(this.#allowed, (exp) => exp, nowMs);
     return dropped;
   }
 
@@ -147,6 +182,7 @@ export class RevocationIndex {
     this.#clients.clear();
     this.#claims.clear();
     this.#global = undefined;
+    this.#allowed.clear();
     for (const rule of rules) this.add(rule);
     this.#cursor = cursor;
   }

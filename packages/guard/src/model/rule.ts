@@ -4,6 +4,10 @@
  * A rule is appended to an ordered, durable log; each rule carries the instant after which no token it could
  * reject is still valid (`expiresAtMs`), so it can be pruned everywhere once that instant has passed.
  *
+ * One kind of log entry is not a revocation: `allow` records the issuance of an access token, for allowlist mode
+ * (only tokens whose `allow` entry has reached the checker are accepted). A checker in the default (denylist)
+ * mode ignores `allow` entries.
+ *
  * Units are in the names: `…Ms` is milliseconds since the Unix epoch, `…Us` microseconds since the epoch.
  * Not-before rules use microseconds so that a token issued right after the rule (in the same second, even the
  * same millisecond) is not rejected.
@@ -38,10 +42,26 @@ export type Rule =
       readonly value: string;
       readonly notBeforeUs: number;
       readonly expiresAtMs: number;
-    };
+    }
+  | AllowRule;
+
+/**
+ * Not a revocation but an allow grant: the access token with this `jti` was issued. Written by the server in
+ * allowlist mode before the token is returned; expires at the token's `exp` plus the clock skew. Only an index in
+ * allowlist mode keeps it; all revocation rules still apply to an allowed token.
+ */
+export interface AllowRule {
+  readonly kind: 'allow';
+  readonly jti: string;
+  readonly expiresAtMs: number;
+}
 
 export type RuleKind = Rule['kind'];
 
+/** The kinds of rule that reject tokens: every kind but `allow`. */
+export type RevocationKind = Exclude<RuleKind, 'allow'>;
+
+/** Every kind of log entry the wire carries. */
 export const RULE_KINDS: readonly RuleKind[] = [
   'token',
   'session',
@@ -50,7 +70,13 @@ export const RULE_KINDS: readonly RuleKind[] = [
   'client',
   'global',
   'claim',
+  'allow',
 ];
+
+/** The kinds of rule that reject tokens (every {@link RULE_KINDS} member but `allow`). */
+export const REVOCATION_KINDS: readonly RevocationKind[] = RULE_KINDS.filter(
+  (kind): kind is RevocationKind => kind !== 'allow',
+);
 
 /** A rule at its position in the log. Cursors increase strictly with log order. */
 export interface LogEntry {
@@ -92,5 +118,7 @@ export function describeRule(rule: Rule): string {
       return 'global';
     case 'claim':
       return `claim:${rule.claim}=${rule.value}`;
+    case 'allow':
+      return `allow:${rule.jti}`;
   }
 }

@@ -17,6 +17,7 @@ export const ENV_KEYS: Readonly<
   REVOKD_SIGNING_ALGORITHM: { path: ['signing', 'algorithm'], type: 'string' },
   REVOKD_ACCESS_TOKEN_TTL_SECONDS: { path: ['tokens', 'accessTokenTtlSeconds'], type: 'integer' },
   REVOKD_REFRESH_REUSE_GRACE_SECONDS: { path: ['tokens', 'refreshReuseGraceSeconds'], type: 'integer' },
+  REVOKD_ALLOWLIST: { path: ['tokens', 'allowlist'], type: 'boolean' },
   REVOKD_RATE_LIMIT_ENABLED: { path: ['rateLimit', 'enabled'], type: 'boolean' },
   REVOKD_LOG_LEVEL: { path: ['log', 'level'], type: 'string' },
 };

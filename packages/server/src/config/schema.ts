@@ -96,6 +96,11 @@ export const configSchema = z
         refreshReuseGraceSeconds: z.number().int().min(0).max(300).default(10),
         /** Margin for clock differences between revokd and guards, added to every rule's expiry. */
         clockSkewSeconds: z.number().int().min(0).max(300).default(30),
+        /**
+         * Allowlist mode: every access token issued is recorded in the revocation log (an `allow` entry) before
+         * it is returned, and introspection (and guards in `mode: 'allowlist'`) accept only recorded tokens.
+         */
+        allowlist: z.boolean().default(false),
       })
       .prefault({}),
     signing: z

@@ -1,4 +1,4 @@
-import type { Rule } from '@revokd/guard';
+import type { AllowRule, Rule } from '@revokd/guard';
 
 /** How long rules must live: every token a rule can reject must have expired, on any guard's clock. */
 export interface RuleLifetimes {
@@ -16,6 +16,14 @@ export type Target =
   | { readonly kind: 'client'; readonly clientId: string }
   | { readonly kind: 'global' }
   | { readonly kind: 'claim'; readonly claim: string; readonly value: string };
+
+/**
+ * The `allow` entry of an access token (allowlist mode): it lives as long as a token rule would, until the
+ * token's `exp` on any guard's clock.
+ */
+export function allowRuleFor(jti: string, tokenExpiresAtMs: number, clockSkewMs: number): AllowRule {
+  return { kind: 'allow', jti, expiresAtMs: tokenExpiresAtMs + clockSkewMs };
+}
 
 /**
  * Builds the rule for a revocation target at instant `nowMs`/`nowUs`, with the earliest safe expiry:

@@ -54,7 +54,8 @@ const POLL_INTERVAL_MS = 1_000;
  * answers whether a token is revoked.
  */
 export class RevocationService {
-  readonly index = new RevocationIndex();
+  /** In allowlist mode when `tokens.allowlist` is on: then only tokens with an `allow` entry are active. */
+  readonly index: RevocationIndex;
   readonly #store: Store;
   readonly #clock: Clock;
   readonly #keyring: Keyring;
@@ -65,6 +66,7 @@ export class RevocationService {
   #timers: NodeJS.Timeout[] = [];
 
   constructor(deps: { config: Config; store: Store; clock: Clock; keyring: Keyring }) {
+    this.index = new RevocationIndex({ allowlist: deps.config.tokens.allowlist });
     this.#store = deps.store;
     this.#clock = deps.clock;
     this.#keyring = deps.keyring;
@@ -114,6 +116,11 @@ export class RevocationService {
   /** Applies entries other processes have committed and this index has not seen yet. */
   catchUp(): Promise<void> {
     return this.#follower.catchUp();
+  }
+
+  /** Resolves once this process's index reflects the log up to `cursor` (e.g. an `allow` entry just written). */
+  waitFor(cursor: number): Promise<void> {
+    return this.#follower.waitFor(cursor);
   }
 
   #notifyApplied(entries: readonly LogEntry[]): void {

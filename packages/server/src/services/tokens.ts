@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { FAMILY_CLAIM, ISSUED_AT_US_CLAIM } from '@revokd/guard';
+import { type AllowRule, FAMILY_CLAIM, ISSUED_AT_US_CLAIM, type LogEntry } from '@revokd/guard';
 import { type Config, GRANT_TYPES } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
 import { OAuthError } from '../core/errors.ts';
 import type { RotationPolicy } from '../core/refresh-rotation.ts';
+import { allowRuleFor } from '../core/rule-policy.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import { deriveSuccessorToken, hashSecret, randomId, randomToken } from '../crypto/secrets.ts';
 import type { AuditEvent, ClientRecord, RotateOutcome, SessionRecord, Store } from '../store/port.ts';
@@ -117,16 +118,23 @@ export class TokenService {
     requireGrant(client, GRANT_TYPES.clientCredentials);
     const scope = grantScope(client.scopes, request.scope);
     const audience = grantAudience(client, request.audiences);
-    const issued = await this.#accessToken({
-      client,
-      subject: client.id,
-      scope,
-      audience,
-      stamp: this.#stamp(),
-    });
-    await this.#store.appendAudit([
-      this.#issuedEvent(client, client.id, issued.jti, GRANT_TYPES.clientCredentials),
-    ]);
+    const stamp = this.#stamp();
+    const issued = await this.#accessToken({ client, subject: client.id, scope, audience, stamp });
+    const audit = [this.#issuedEvent(client, client.id, issued.jti, GRANT_TYPES.clientCredentials)];
+    const allow = this.#allowRule(client, stamp);
+    if (allow === undefined) {
+      await this.#store.appendAudit(audit);
+    } else {
+      // Allowlist mode: the token is recorded durably (with its audit, in one write) before it is returned.
+      const entries = await this.#store.revoke({
+        rules: [allow],
+        effects: [],
+        reason: 'issued',
+        nowMs: this.#clock.nowMs(),
+        audit,
+      });
+      await this.#allowed(entries[0]);
+    }
     return this.#response(issued, scope);
   }
 
@@ -176,6 +184,7 @@ export class TokenService {
       session,
       familyId: fid,
       refreshTokenHash: hashSecret(refreshToken),
+      allow: this.#allowRule(client, stamp),
       audit: [
         {
           type: 'session_opened',
@@ -189,6 +198,7 @@ export class TokenService {
       ],
     });
     if (outcome.kind === 'suspended') throw new OAuthError('invalid_grant', 'the subject is suspended');
+    await this.#allowed(outcome.allowed);
     const issued = await this.#accessToken({
       client,
       subject,
@@ -235,12 +245,14 @@ export class TokenService {
         this.#revocation.ruleFor({ kind: 'session', sid }),
       ],
       audit: (o) => rotationAudit(o, client.id, now),
+      allow: this.#allowRule(client, stamp),
     });
     if (outcome.kind === 'reuse') {
       throw new OAuthError('invalid_grant', 'refresh token was already used; the session has been revoked');
     }
     if (outcome.kind === 'rejected') throw new OAuthError('invalid_grant', rejectionText(outcome.reason));
     const { session, fid } = outcome;
+    await this.#allowed(outcome.allowed);
     // RFC 6749 §6: a refresh may narrow the scope, never widen it.
     const scope = grantScope(session.scope.split(' ').filter(Boolean), requestedScope);
     const issued = await this.#accessToken({
@@ -254,12 +266,33 @@ export class TokenService {
     return { ...this.#response(issued, scope), refresh_token: successor };
   }
 
-  async #accessToken(input: AccessTokenInput): Promise<{ token: string; jti: string; expiresIn: number }> {
-    // Never beyond the configured maximum, which not-before rules rely on (a client may predate a lower maximum).
-    const ttl = Math.min(
-      input.client.accessTokenTtlSeconds ?? this.#config.tokens.accessTokenTtlSeconds,
+  /** The token's lifetime in seconds: never beyond the configured maximum, which not-before rules rely on. */
+  #ttlSeconds(client: ClientRecord): number {
+    // A client may predate a lower maximum.
+    return Math.min(
+      client.accessTokenTtlSeconds ?? this.#config.tokens.accessTokenTtlSeconds,
       this.#config.tokens.maxAccessTokenTtlSeconds,
     );
+  }
+
+  /** Allowlist mode: the `allow` entry of the token `stamp` identifies; undefined otherwise. */
+  #allowRule(client: ClientRecord, stamp: TokenStamp): AllowRule | undefined {
+    const { tokens } = this.#config;
+    if (!tokens.allowlist) return undefined;
+    const expSeconds = Math.floor(stamp.issuedAtUs / 1_000_000) + this.#ttlSeconds(client);
+    return allowRuleFor(stamp.jti, expSeconds * 1000, tokens.clockSkewSeconds * 1000);
+  }
+
+  /**
+   * Waits until this process's index holds the `allow` entry just committed (normally it already does: the
+   * store publishes before answering), so the token introspects active here as soon as it is returned.
+   */
+  async #allowed(entry: LogEntry | undefined): Promise<void> {
+    if (entry !== undefined) await this.#revocation.waitFor(entry.cursor);
+  }
+
+  async #accessToken(input: AccessTokenInput): Promise<{ token: string; jti: string; expiresIn: number }> {
+    const ttl = this.#ttlSeconds(input.client);
     const { issuedAtUs, jti } = input.stamp;
     const iat = Math.floor(issuedAtUs / 1_000_000);
     const payload: Record<string, unknown> = {

@@ -1,4 +1,4 @@
-import type { LogEntry, Rule } from '@revokd/guard';
+import type { AllowRule, LogEntry, Rule } from '@revokd/guard';
 import type { GrantType, SigningAlgorithm } from '../config/schema.ts';
 import type { RejectReason, RotationPolicy } from '../core/refresh-rotation.ts';
 
@@ -42,6 +42,7 @@ export interface Store {
   /**
    * Appends the rules, applies the state effects and records the audit events in one durable transaction, and
    * returns the rules at their log positions. The backend's log listener sees them before this resolves.
+   * Also used, with no effects, to append the `allow` entry of a token issued without a session write.
    */
   revoke(request: RevocationRequest): Promise<LogEntry[]>;
   /** Log entries after `afterCursor`, in order, at most `limit`. Pruned (expired) rules are absent. */
@@ -123,9 +124,16 @@ export interface OpenSessionInput {
   readonly familyId: string;
   readonly refreshTokenHash: string;
   readonly audit: readonly AuditEvent[];
+  /**
+   * Allowlist mode: the `allow` entry of the access token issued with the session, appended to the log in the
+   * same transaction when the session opens (not when the subject is suspended).
+   */
+  readonly allow?: AllowRule | undefined;
 }
 
-export type OpenSessionOutcome = { readonly kind: 'opened' } | { readonly kind: 'suspended' };
+export type OpenSessionOutcome =
+  /** `allowed`: the `allow` entry at its log position, when one was given. */
+  { readonly kind: 'opened'; readonly allowed?: LogEntry } | { readonly kind: 'suspended' };
 
 export interface RotateInput {
   readonly presentedHash: string;
@@ -138,11 +146,27 @@ export interface RotateInput {
   readonly reuseRules: (ids: { sid: string; fid: string }) => Rule[];
   /** Audit events to record for each outcome, in the same transaction. */
   readonly audit: (outcome: RotateOutcome) => AuditEvent[];
+  /**
+   * Allowlist mode: the `allow` entry of the access token the rotation authorises, appended to the log in the
+   * same transaction when the outcome is `rotated` or `replayed` (and only then).
+   */
+  readonly allow?: AllowRule | undefined;
 }
 
+/** `allowed` (on `rotated` and `replayed`): the `allow` entry at its log position, when one was given. */
 export type RotateOutcome =
-  | { readonly kind: 'rotated'; readonly session: SessionRecord; readonly fid: string }
-  | { readonly kind: 'replayed'; readonly session: SessionRecord; readonly fid: string }
+  | {
+      readonly kind: 'rotated';
+      readonly session: SessionRecord;
+      readonly fid: string;
+      readonly allowed?: LogEntry;
+    }
+  | {
+      readonly kind: 'replayed';
+      readonly session: SessionRecord;
+      readonly fid: string;
+      readonly allowed?: LogEntry;
+    }
   | {
       readonly kind: 'reuse';
       readonly session: SessionRecord;

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { describe, test } from 'node:test';
-import type { LogEntry, Rule } from '@revokd/guard';
+import type { AllowRule, LogEntry, Rule } from '@revokd/guard';
 import type {
   AuditEvent,
   AuditEventType,
@@ -725,6 +725,89 @@ export function storeConformance(name: string, open: OpenConformanceStore): void
         const appended = reuses.flatMap((o) => o.entries);
         assert.deepEqual(await readWholeLog(store), appended);
         assert.deepEqual(announced.flat(), appended);
+      });
+    });
+
+    describe('allow entries (allowlist mode)', () => {
+      const allowRule = (jti: string): AllowRule => ({ kind: 'allow', jti, expiresAtMs: T0 + HOUR });
+
+      test('openSession appends its allow entry in the same write, and none for a suspended subject', async (t) => {
+        const { store, announced } = await setup(t);
+        const outcome = await store.openSession({ ...makeSession('s1'), allow: allowRule('j1') });
+        assert.equal(outcome.kind, 'opened');
+        const allowed = outcome.kind === 'opened' ? outcome.allowed : undefined;
+        assert.deepEqual(allowed?.rule, allowRule('j1'));
+        assert.deepEqual(await readWholeLog(store), [allowed]);
+        assert.deepEqual(announced.flat(), [allowed]);
+        assert.deepEqual((await store.snapshot(T0)).rules, [allowRule('j1')]);
+
+        await store.revoke(makeRevocation([], { effects: [{ kind: 'suspend-subject', subject: 'bob' }] }));
+        const refused = await store.openSession({
+          ...makeSession('s2', { subject: 'bob' }),
+          allow: allowRule('j2'),
+        });
+        assert.deepEqual(refused, { kind: 'suspended' });
+        assert.deepEqual(await readWholeLog(store), [allowed]);
+      });
+
+      test('a rotation appends its allow entry when rotated or replayed, never on reuse or rejection', async (t) => {
+        const { store, announced } = await setup(t);
+        await store.openSession(makeSession('s1'));
+        const rotated = await store.rotateRefreshToken({
+          ...makeRotate('rt-s1', { nowMs: T0 + SECOND }),
+          allow: allowRule('r1'),
+        });
+        const replayed = await store.rotateRefreshToken({
+          ...makeRotate('rt-s1', { nowMs: T0 + SECOND + GRACE_MS }),
+          allow: allowRule('r2'),
+        });
+        assert.equal(rotated.kind, 'rotated');
+        assert.equal(replayed.kind, 'replayed');
+        const entries = [rotated, replayed].map((o) => ('allowed' in o ? o.allowed : undefined));
+        assert.deepEqual(
+          entries.map((e) => e?.rule),
+          [allowRule('r1'), allowRule('r2')],
+        );
+        assert.deepEqual(await readWholeLog(store), entries);
+        assert.deepEqual(announced.flat(), entries);
+
+        const rejected = await store.rotateRefreshToken({ ...makeRotate('unknown'), allow: allowRule('r3') });
+        assert.equal(rejected.kind, 'rejected');
+        const reuse = await store.rotateRefreshToken({
+          ...makeRotate('rt-s1', { nowMs: T0 + HOUR }),
+          allow: allowRule('r4'),
+        });
+        assert.equal(reuse.kind, 'reuse');
+        const log = await readWholeLog(store);
+        assert.deepEqual(
+          log.map((e) => e.rule.kind),
+          ['allow', 'allow', 'family', 'session'],
+        );
+      });
+
+      test('an allow entry is rolled back with a rotation whose audit callback throws', async (t) => {
+        const { store, announced } = await setup(t);
+        await store.openSession(makeSession('s1'));
+        const failing = makeRotate('rt-s1', {
+          audit: () => {
+            throw new Error('audit failed');
+          },
+        });
+        await assert.rejects(
+          store.rotateRefreshToken({ ...failing, allow: allowRule('r1') }),
+          /audit failed/,
+        );
+        assert.deepEqual(await readWholeLog(store), []);
+        assert.deepEqual(announced, []);
+      });
+
+      test('revoke with no effects appends an allow entry (client credentials), pruned at its expiry', async (t) => {
+        const { store } = await setup(t);
+        const [entry] = await store.revoke(makeRevocation([allowRule('c1')], { reason: 'issued' }));
+        assert.deepEqual(entry?.rule, allowRule('c1'));
+        assert.equal(await store.prune(T0 + HOUR - 1), 0);
+        assert.equal(await store.prune(T0 + HOUR), 1);
+        assert.deepEqual((await store.snapshot(T0)).rules, []);
       });
     });
 

@@ -59,6 +59,7 @@ describe('loadConfig: defaults', () => {
         refreshAbsoluteTtlSeconds: 30 * 86_400,
         refreshReuseGraceSeconds: 10,
         clockSkewSeconds: 30,
+        allowlist: false,
       },
       signing: { algorithm: 'EdDSA' },
       backchannelLogout: {

@@ -35,6 +35,9 @@ export interface SqliteStoreOptions {
   readonly busyTimeoutMs?: number;
 }
 
+/** The `reason` recorded with an `allow` entry (allowlist mode). */
+const ALLOW_REASON = 'issued';
+
 /** Ended sessions, and the audit of nothing else, are kept this long after they end, for listing and forensics. */
 const ENDED_SESSION_RETENTION_MS = 7 * 86_400_000;
 
@@ -180,7 +183,11 @@ export class SqliteStore implements Store {
       this.#sql.insertFamily.run(input.familyId, session.sid, input.refreshTokenHash);
       this.#sql.insertToken.run(input.refreshTokenHash, input.familyId, session.createdAtMs);
       this.#insertAudit(input.audit);
-      return { kind: 'opened' } as const;
+      if (input.allow === undefined) return { kind: 'opened' } as const;
+      const [allowed] = this.#appendRules([input.allow], ALLOW_REASON, session.createdAtMs);
+      // Last, as every publication: a write that failed above has published nothing.
+      this.#appended.push(allowed!);
+      return { kind: 'opened', allowed: allowed! } as const;
     });
   }
 
@@ -245,9 +252,14 @@ export class SqliteStore implements Store {
             break;
         }
       }
+      if (input.allow !== undefined && (outcome.kind === 'rotated' || outcome.kind === 'replayed')) {
+        const [allowed] = this.#appendRules([input.allow], ALLOW_REASON, input.nowMs);
+        outcome = { ...outcome, allowed: allowed! };
+      }
       this.#insertAudit(input.audit(outcome));
       // Last, so a write that failed above (the audit callback included) has published nothing.
       if (outcome.kind === 'reuse') this.#appended.push(...outcome.entries);
+      else if (outcome.kind !== 'rejected' && outcome.allowed) this.#appended.push(outcome.allowed);
       return outcome;
     });
   }
@@ -423,19 +435,20 @@ export class SqliteStore implements Store {
 
   #revokeInTransaction(request: RevocationRequest): LogEntry[] {
     for (const effect of request.effects) this.#applyEffect(effect, request);
-    const entries: LogEntry[] = [];
-    for (const rule of request.rules) {
-      const result = this.#sql.appendRule.run(
-        JSON.stringify(rule),
-        request.reason,
-        request.nowMs,
-        rule.expiresAtMs,
-      );
-      entries.push({ cursor: Number(result.lastInsertRowid), rule });
-    }
+    const entries = this.#appendRules(request.rules, request.reason, request.nowMs);
     this.#insertAudit(request.audit);
     // Not published here: the caller publishes as the last step of its write, so a write that fails after this
     // (e.g. in its audit callback) is rolled back and has published nothing.
+    return entries;
+  }
+
+  /** Appends rules to the log (not published: the caller publishes as the last step of its write). */
+  #appendRules(rules: readonly Rule[], reason: string, nowMs: number): LogEntry[] {
+    const entries: LogEntry[] = [];
+    for (const rule of rules) {
+      const result = this.#sql.appendRule.run(JSON.stringify(rule), reason, nowMs, rule.expiresAtMs);
+      entries.push({ cursor: Number(result.lastInsertRowid), rule });
+    }
     return entries;
   }
 
