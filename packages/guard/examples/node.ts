@@ -12,7 +12,7 @@ const ORDERS = { realm: 'api', scopes: ['orders:read'] };
 
 const server = createServer(async (req, res) => {
   if (req.url === '/me') return me(req, res);
-  const decision = await guardRequest(guard, req, ORDERS);
+  const decision = guardRequest(guard, req, ORDERS);
   if (!decision.ok) return sendRejection(res, decision, ORDERS); // 401, 403 or 503, with the challenge
   res.end(JSON.stringify({ for: decision.claims.sub, stale: decision.stale === true }));
 });

@@ -20,7 +20,7 @@ import { RevocationIndex } from './model/revocation-index.ts';
 import type { Rule } from './model/rule.ts';
 import { GUARD_ALGORITHMS, type GuardAlgorithm, type KeyResolver } from './verify/key-set.ts';
 import { discoverJwksUri, RemoteKeySet } from './verify/remote-key-set.ts';
-import { AccessTokenVerifier, integerIn, type VerifyDecision } from './verify/verifier.ts';
+import { AccessTokenVerifier, integerIn } from './verify/verifier.ts';
 
 export type StalePolicy = 'reject' | 'accept';
 
@@ -127,14 +127,12 @@ export interface Guard {
   /** Resolves once keys are loaded and the revocation feed is live; rejects after `readyTimeoutMs` or on refused credentials. */
   ready(): Promise<void>;
   /**
-   * Decides one request: pass the `Authorization` header value (or the bare token). No I/O; a rejection
-   * allocates nothing. Verifies the token, checks it against the revocation index, then applies the stale
-   * policy (the guard's, or `options.stalePolicy`) if freshness is not confirmed.
+   * Decides one request: pass the `Authorization` header value (or the bare token). Synchronous, no I/O, never
+   * throws; a rejection allocates nothing. Verifies the token (the signature with `crypto.verify`, unless the
+   * token was verified before), checks it against the revocation index (always), then applies the stale policy
+   * (the guard's, or `options.stalePolicy`) if freshness is not confirmed.
    */
-  check(
-    authorizationHeaderOrToken: string | null | undefined,
-    options?: CheckOptions,
-  ): Promise<GuardDecision>;
+  check(authorizationHeaderOrToken: string | null | undefined, options?: CheckOptions): GuardDecision;
   health(): GuardHealth;
   /**
    * Adds a rule to this process's index only, e.g. from a back-channel logout token (see
@@ -157,7 +155,7 @@ const MALFORMED_HEADER = Symbol('malformed');
  * const guard = createGuard({ issuer: 'https://auth.example', audience: 'https://api.example',
  *   clientId: 'api', clientSecret: process.env.REVOKD_SECRET! });
  * await guard.ready();
- * const decision = await guard.check(request.headers.authorization);
+ * const decision = guard.check(request.headers.authorization);
  * if (!decision.ok) { const answer = httpRejection(decision); ... }
  * ```
  */
@@ -174,6 +172,7 @@ class RevokdGuard implements Guard {
   #hasLocalRules = false;
   readonly #keys: RemoteKeySet;
   readonly #verifier: AccessTokenVerifier;
+  readonly #maxTokenChars: number;
   readonly #follower: FeedFollower;
   readonly #acceptStale: boolean;
   readonly #readyTimeoutMs: number;
@@ -275,6 +274,7 @@ class RevokdGuard implements Guard {
       ...(options.verifiedCacheSize !== undefined ? { cacheSize: options.verifiedCacheSize } : {}),
       onUnknownKid: () => this.#keys.requestRefresh(),
     });
+    this.#maxTokenChars = this.#verifier.maxTokenBytes;
     this.#follower = new FeedFollower({
       serverUrl,
       authorization: basicAuthorization(clientId, clientSecret),
@@ -308,19 +308,26 @@ class RevokdGuard implements Guard {
     return this.#ready;
   }
 
-  check(input: string | null | undefined, options?: CheckOptions): Promise<GuardDecision> {
-    const token = extractToken(input);
-    if (token === undefined) return Promise.resolve(MISSING_TOKEN);
-    if (token === MALFORMED_HEADER) return Promise.resolve(INVALID_TOKEN.malformed);
-    if (!this.#keys.loaded) return Promise.resolve(NOT_READY);
+  check(input: string | null | undefined, options?: CheckOptions): GuardDecision {
+    const token = extractToken(input, this.#maxTokenChars);
+    if (token === undefined) return MISSING_TOKEN;
+    if (token === MALFORMED_HEADER) return INVALID_TOKEN.malformed;
+    if (!this.#keys.loaded) return NOT_READY;
     const nowMs = this.#now();
+    const verified = this.#verifier.verify(token, nowMs);
+    if (!verified.ok) return INVALID_TOKEN[verified.reason];
+    const revocation = this.#index.check(verified.facts, nowMs);
+    if (revocation.revoked) return revocation.by === 'allowlist' ? NOT_ALLOWED : REVOKED[revocation.by];
+    if (this.#hasLocalRules) {
+      const local = this.#localIndex.check(verified.facts, nowMs);
+      // The local index is never in allowlist mode.
+      if (local.revoked && local.by !== 'allowlist') return REVOKED[local.by];
+    }
+    if (this.#follower.isFresh(nowMs)) return verified;
     // Any value other than the two policies fails closed.
     const acceptStale =
       options?.stalePolicy === undefined ? this.#acceptStale : options.stalePolicy === 'accept';
-    const verified = this.#verifier.verify(token, nowMs);
-    return verified instanceof Promise
-      ? verified.then((decision) => this.#decide(decision, nowMs, acceptStale))
-      : Promise.resolve(this.#decide(verified, nowMs, acceptStale));
+    return acceptStale ? { ...verified, stale: true } : STALE;
   }
 
   revokeLocally(rule: Rule): void {
@@ -358,19 +365,6 @@ class RevokdGuard implements Guard {
     for (const timer of this.#timers) clearInterval(timer);
     this.#keys.close();
     await Promise.all([this.#follower.close(), this.#keysLoop]);
-  }
-
-  #decide(verified: VerifyDecision, nowMs: number, acceptStale: boolean): GuardDecision {
-    if (!verified.ok) return INVALID_TOKEN[verified.reason];
-    const revocation = this.#index.check(verified.facts, nowMs);
-    if (revocation.revoked) return revocation.by === 'allowlist' ? NOT_ALLOWED : REVOKED[revocation.by];
-    if (this.#hasLocalRules) {
-      const local = this.#localIndex.check(verified.facts, nowMs);
-      // The local index is never in allowlist mode.
-      if (local.revoked && local.by !== 'allowlist') return REVOKED[local.by];
-    }
-    if (this.#follower.isFresh(nowMs)) return verified;
-    return acceptStale ? { ...verified, stale: true } : STALE;
   }
 
   #pruneLocal(): number {
@@ -434,8 +428,29 @@ class RevokdGuard implements Guard {
   }
 }
 
-function extractToken(input: string | null | undefined): string | typeof MALFORMED_HEADER | undefined {
+/**
+ * The token of an `Authorization` header value (or a bare token). `maxTokenChars` is the verifier's size limit.
+ *
+ * The common `Bearer <token>` form is cut without a regular expression: a header that starts with exactly
+ * `Bearer ` and neither starts nor ends its credentials with whitespace or a control character yields them as
+ * is. Whatever else they hold that the RFC 6750 `b64token` grammar refuses, the verifier refuses as `malformed`,
+ * which is what the full parse answers for it; longer than the verifier accepts, the full parse decides.
+ */
+function extractToken(
+  input: string | null | undefined,
+  maxTokenChars: number,
+): string | typeof MALFORMED_HEADER | undefined {
   if (typeof input !== 'string' || input.length === 0) return undefined;
+  if (
+    input.length > 7 &&
+    input.length - 7 <= maxTokenChars &&
+    input.charCodeAt(6) === 32 &&
+    input.charCodeAt(7) > 32 &&
+    input.charCodeAt(input.length - 1) > 32 &&
+    input.startsWith('Bearer')
+  ) {
+    return input.slice(7);
+  }
   if (input.indexOf(' ') === -1 && input.indexOf('\t') === -1) return input;
   const token = bearerToken(input);
   if (token !== undefined) return token;

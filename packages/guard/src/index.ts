@@ -107,7 +107,13 @@ export {
   type TokenFacts,
 } from './model/rule.ts';
 export { FAMILY_CLAIM, ISSUED_AT_US_CLAIM, tokenFacts } from './model/token-facts.ts';
-export { GUARD_ALGORITHMS, type GuardAlgorithm, type KeyResolver, KeySet } from './verify/key-set.ts';
+export {
+  GUARD_ALGORITHMS,
+  type GuardAlgorithm,
+  type KeyResolver,
+  KeySet,
+  VerificationKey,
+} from './verify/key-set.ts';
 export {
   discoverJwksUri,
   METADATA_SUFFIX,

@@ -67,11 +67,11 @@ describe('createGuard', () => {
     assert.ok(metadataAt >= 0 && metadataAt < server.requests.indexOf('/jwks.json'));
     assert.equal(server.streams[0]!.after, 0);
     const token = await sign(key);
-    const decision = await guard.check(`Bearer ${token}`);
+    const decision = guard.check(`Bearer ${token}`);
     assert.ok(decision.ok);
     assert.equal(decision.claims.sub, 'alice');
     assert.equal(decision.stale, undefined);
-    assert.equal((await guard.check(token)).ok, true, 'a bare token is accepted too');
+    assert.equal(guard.check(token).ok, true, 'a bare token is accepted too');
     assert.equal(guard.health().state, 'live');
   });
 
@@ -83,7 +83,7 @@ describe('createGuard', () => {
     assert.equal(server.streams[0]!.after, 4);
     assert.equal(guard.health().cursor, 4);
     assert.equal(guard.health().activeRules, 1);
-    assert.deepEqual(await guard.check(await sign(key)), {
+    assert.deepEqual(guard.check(await sign(key)), {
       ok: false,
       status: 401,
       error: 'invalid_token',
@@ -95,10 +95,10 @@ describe('createGuard', () => {
   test('applies live entries: revoked tokens, subjects, claims', async (t) => {
     const { guard, stream } = await live(t);
     const token = await sign(key);
-    assert.equal((await guard.check(token)).ok, true);
+    assert.equal(guard.check(token).ok, true);
     stream.entries([{ cursor: 1, rule: { kind: 'token', jti: 'jti-1', expiresAtMs: NOW_MS + 600_000 } }]);
-    await waitFor(async () => !(await guard.check(token)).ok, { what: 'revocation' });
-    assert.deepEqual(await guard.check(token), {
+    await waitFor(() => !guard.check(token).ok, { what: 'revocation' });
+    assert.deepEqual(guard.check(token), {
       ok: false,
       status: 401,
       error: 'invalid_token',
@@ -118,7 +118,7 @@ describe('createGuard', () => {
         },
       },
     ]);
-    await waitFor(async () => (await guard.check(admin)).ok === false, { what: 'claim rule' });
+    await waitFor(async () => guard.check(admin).ok === false, { what: 'claim rule' });
     assert.equal(guard.health().cursor, 2);
   });
 
@@ -149,7 +149,7 @@ describe('createGuard', () => {
     second.heartbeat(2);
     await waitFor(() => guard.health().state === 'live');
     assert.equal(guard.health().cursor, 2);
-    assert.equal((await guard.check(await sign(key))).ok, true, 'the replaced log no longer revokes it');
+    assert.equal(guard.check(await sign(key)).ok, true, 'the replaced log no longer revokes it');
   });
 
   test('repeated resets without going live back off instead of spinning', async (t) => {
@@ -200,7 +200,7 @@ describe('createGuard', () => {
     clock.nowMs += 10_001;
     assert.equal(guard.health().state, 'stale');
     assert.ok((guard.health().lagMs ?? 0) > 10_000);
-    assert.deepEqual(await guard.check(token), {
+    assert.deepEqual(guard.check(token), {
       ok: false,
       status: 503,
       error: 'temporarily_unavailable',
@@ -208,7 +208,7 @@ describe('createGuard', () => {
     });
     stream.heartbeat(0);
     await waitFor(() => guard.health().state === 'live');
-    assert.equal((await guard.check(token)).ok, true);
+    assert.equal(guard.check(token).ok, true);
   });
 
   test("stale with stalePolicy 'accept': accepted and marked stale; revoked tokens are still rejected", async (t) => {
@@ -216,10 +216,10 @@ describe('createGuard', () => {
     stream.entries([{ cursor: 1, rule: { kind: 'token', jti: 'gone', expiresAtMs: NOW_MS + 1e7 } }]);
     await waitFor(() => guard.health().cursor === 1);
     clock.nowMs += 20_000;
-    const decision = await guard.check(await sign(key, claims({ exp: NOW_MS / 1000 + 3600 })));
+    const decision = guard.check(await sign(key, claims({ exp: NOW_MS / 1000 + 3600 })));
     assert.ok(decision.ok);
     assert.equal(decision.stale, true);
-    const revoked = await guard.check(await sign(key, claims({ jti: 'gone', exp: NOW_MS / 1000 + 3600 })));
+    const revoked = guard.check(await sign(key, claims({ jti: 'gone', exp: NOW_MS / 1000 + 3600 })));
     assert.equal(revoked.ok, false);
   });
 
@@ -228,25 +228,25 @@ describe('createGuard', () => {
     const fetchesBefore = server.count('/jwks.json');
     const newToken = await sign(rotated);
     // The initial load counts as a refresh: nothing more within the interval.
-    await guard.check(newToken);
+    guard.check(newToken);
     await new Promise((resolve) => setTimeout(resolve, 30));
     assert.equal(server.count('/jwks.json'), fetchesBefore);
     clock.nowMs += 30_000;
     for (let i = 0; i < 20; i++) {
-      assert.equal((await guard.check(await sign(rotated, claims({ jti: `x${i}` })))).ok, false);
+      assert.equal(guard.check(await sign(rotated, claims({ jti: `x${i}` }))).ok, false);
     }
     await waitFor(() => server.count('/jwks.json') === fetchesBefore + 1);
     // Still unknown (not yet published): no further fetch within the interval.
-    for (let i = 0; i < 20; i++) await guard.check(newToken);
+    for (let i = 0; i < 20; i++) guard.check(newToken);
     await new Promise((resolve) => setTimeout(resolve, 30));
     assert.equal(server.count('/jwks.json'), fetchesBefore + 1);
     // Published now; after the interval the next unknown kid triggers one refresh and the key is used.
     server.jwks = { keys: [key.jwk, rotated.jwk] };
     clock.nowMs += 30_000;
-    await guard.check(newToken);
+    guard.check(newToken);
     await waitFor(() => server.count('/jwks.json') === fetchesBefore + 2, { what: 'second refresh' });
     server.streams.at(-1)!.heartbeat(guard.health().cursor);
-    await waitFor(async () => (await guard.check(newToken)).ok, { what: 'new key accepted' });
+    await waitFor(async () => guard.check(newToken).ok, { what: 'new key accepted' });
   });
 
   test('never fetches jku, x5u or x5c URLs, nor uses an embedded jwk', async (t) => {
@@ -263,8 +263,8 @@ describe('createGuard', () => {
     const forged = await sign(attacker, claims(), {
       header: { kid: key.kid, jku: 'https://evil.test/jwks' },
     });
-    assert.equal((await guard.check(token)).ok, false);
-    assert.deepEqual(await guard.check(forged), {
+    assert.equal(guard.check(token).ok, false);
+    assert.deepEqual(guard.check(forged), {
       ok: false,
       status: 401,
       error: 'invalid_token',
@@ -280,15 +280,56 @@ describe('createGuard', () => {
   test('header handling: missing, other scheme, malformed Bearer', async (t) => {
     const { guard } = await live(t);
     const missing = { ok: false, status: 401, error: undefined, reason: 'missing_token' };
-    assert.deepEqual(await guard.check(undefined), missing);
-    assert.deepEqual(await guard.check(''), missing);
-    assert.deepEqual(await guard.check('Basic YTpi'), missing);
-    assert.deepEqual(await guard.check('Bearer a b'), {
+    assert.deepEqual(guard.check(undefined), missing);
+    assert.deepEqual(guard.check(''), missing);
+    assert.deepEqual(guard.check('Basic YTpi'), missing);
+    assert.deepEqual(guard.check('Bearer a b'), {
       ok: false,
       status: 401,
       error: 'invalid_token',
       reason: 'malformed',
     });
+  });
+
+  test('header handling: every spelling of Bearer decides as the RFC 6750 grammar says', async (t) => {
+    const { guard } = await live(t);
+    const token = await sign(key);
+    const reasonOf = (header: string) => {
+      const decision = guard.check(header);
+      return decision.ok ? 'ok' : decision.reason;
+    };
+    for (const header of [
+      `Bearer ${token}`,
+      `bearer ${token}`,
+      `BEARER ${token}`,
+      `Bearer   ${token}`,
+      `Bearer ${token}  `,
+      `Bearer ${token}\t`,
+      ` Bearer ${token}`,
+      `\tBearer ${token}`,
+    ]) {
+      assert.equal(reasonOf(header), 'ok', JSON.stringify(header.replace(token, '<token>')));
+    }
+    const half = token.length >> 1;
+    for (const header of [
+      `Bearer\t${token}`,
+      `Bearer ${token.slice(0, half)} ${token.slice(half)}`,
+      `Bearer ${token.slice(0, half)}\n${token.slice(half)}`,
+      `Bearer ${token}\n`,
+      `Bearer ${token}=`,
+      `Bearer ${token}~`,
+      `Bearer ${token}é`,
+      `Bearer ${token},`,
+      `Bearer ${'x'.repeat(9000)} y`,
+      `Bearer ${'x'.repeat(9000)}é`,
+    ]) {
+      assert.equal(
+        reasonOf(header),
+        'malformed',
+        JSON.stringify(header.replace(token, '<token>').slice(0, 40)),
+      );
+    }
+    assert.equal(reasonOf(`Bearer ${'x'.repeat(9000)}`), 'oversized');
   });
 
   test('answers not_ready (503) before the keys are loaded', async (t) => {
@@ -297,7 +338,7 @@ describe('createGuard', () => {
         init?.signal?.addEventListener('abort', () => reject(init.signal?.reason)),
       );
     const { guard } = setup(t, { fetch: hanging as typeof fetch });
-    assert.deepEqual(await guard.check(await sign(key)), {
+    assert.deepEqual(guard.check(await sign(key)), {
       ok: false,
       status: 503,
       error: 'temporarily_unavailable',
@@ -366,20 +407,20 @@ describe('createGuard: allowlist mode', () => {
     const server = new FakeServer();
     server.snapshot = { cursor: 1, rules: [{ kind: 'allow', jti: 'jti-1', expiresAtMs: NOW_MS + 600_000 }] };
     const { guard, stream } = await live(t, { mode: 'allowlist' }, server);
-    assert.equal((await guard.check(await sign(key))).ok, true, 'allowed by the snapshot');
+    assert.equal(guard.check(await sign(key)).ok, true, 'allowed by the snapshot');
     const later = await sign(key, claims({ jti: 'jti-2' }));
-    const notAllowed = await guard.check(later);
+    const notAllowed = guard.check(later);
     assert.deepEqual(notAllowed, { ok: false, status: 401, error: 'invalid_token', reason: 'not_allowed' });
     assert.ok(Object.isFrozen(notAllowed));
-    assert.equal(await guard.check(await sign(key, claims({ jti: 'jti-3' }))), notAllowed, 'shared value');
+    assert.equal(guard.check(await sign(key, claims({ jti: 'jti-3' }))), notAllowed, 'shared value');
 
     stream.entries([allow(2, 'jti-2')]);
-    await waitFor(async () => (await guard.check(later)).ok, { what: 'allow entry' });
+    await waitFor(async () => guard.check(later).ok, { what: 'allow entry' });
     assert.equal(guard.health().activeRules, 2);
 
     stream.entries([{ cursor: 3, rule: { kind: 'token', jti: 'jti-2', expiresAtMs: NOW_MS + 600_000 } }]);
-    await waitFor(async () => !(await guard.check(later)).ok, { what: 'revocation' });
-    assert.deepEqual(await guard.check(later), {
+    await waitFor(() => !guard.check(later).ok, { what: 'revocation' });
+    assert.deepEqual(guard.check(later), {
       ok: false,
       status: 401,
       error: 'invalid_token',
@@ -408,7 +449,7 @@ describe('createGuard: allowlist mode', () => {
     stream.entries([allow(2, 'jti-9')]);
     await waitFor(() => guard.health().cursor === 2, { what: 'entry applied' });
     assert.equal(guard.health().activeRules, 0);
-    assert.equal((await guard.check(await sign(key))).ok, true);
+    assert.equal(guard.check(await sign(key)).ok, true);
   });
 
   test('revokeLocally refuses an allow entry', async (t) => {

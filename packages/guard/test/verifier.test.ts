@@ -9,7 +9,7 @@ import {
   type VerifyDecision,
   type VerifyFailureReason,
 } from '../src/verify/verifier.ts';
-import { AUDIENCE, claims, ISSUER, makeKey, NOW_MS, NOW_S, sign, unsigned } from './support/keys.ts';
+import { AUDIENCE, claims, ISSUER, makeKey, NOW_MS, NOW_S, resign, sign, unsigned } from './support/keys.ts';
 
 const eddsa = await makeKey('EdDSA');
 const es256 = await makeKey('ES256');
@@ -69,6 +69,12 @@ describe('AccessTokenVerifier accepts', () => {
     const token = await sign(es256, claims({ exp: NOW_S - 10, nbf: NOW_S + 10, iat: NOW_S - 100 }));
     assert.equal(reasonOf(await verify(token, { clockSkewSeconds: 30 })), 'ok');
     assert.equal(reasonOf(await verify(token, { clockSkewSeconds: 0 })), 'expired');
+  });
+
+  test('signatures made by node:crypto with the RFC 7518 parameters (PS256 with a 32-byte salt)', async () => {
+    for (const key of [eddsa, es256, rs256, ps256]) {
+      assert.equal(reasonOf(await verify(resign(key, await sign(key)))), 'ok', key.alg);
+    }
   });
 
   test('a lifetime of exactly the maximum', async () => {
@@ -167,6 +173,69 @@ const hostile: Array<{ name: string; token: () => Promise<string> | string; reas
     name: 'empty signature with a real alg',
     reason: 'signature_invalid',
     token: async () => `${(await sign(es256)).split('.').slice(0, 2).join('.')}.`,
+  },
+  {
+    name: 'PS256 with a 64-byte salt (RFC 7518 §3.5: the salt is the hash length)',
+    reason: 'signature_invalid',
+    token: async () => resign(ps256, await sign(ps256), { saltLength: 64 }),
+  },
+  {
+    name: 'PS256 with an empty salt',
+    reason: 'signature_invalid',
+    token: async () => resign(ps256, await sign(ps256), { saltLength: 0 }),
+  },
+  {
+    name: 'ES256 with a DER-encoded signature',
+    reason: 'signature_invalid',
+    token: async () => resign(es256, await sign(es256), { dsaEncoding: 'der' }),
+  },
+  {
+    name: 'ES256 signature one byte short',
+    reason: 'signature_invalid',
+    token: async () => resign(es256, await sign(es256), { mangle: (sig) => sig.subarray(1) }),
+  },
+  {
+    name: 'ES256 signature with a zero byte prepended',
+    reason: 'signature_invalid',
+    token: async () =>
+      resign(es256, await sign(es256), { mangle: (sig) => Buffer.concat([Buffer.alloc(1), sig]) }),
+  },
+  {
+    name: 'ES256 signature twice over',
+    reason: 'signature_invalid',
+    token: async () => resign(es256, await sign(es256), { mangle: (sig) => Buffer.concat([sig, sig]) }),
+  },
+  {
+    name: 'EdDSA signature with a byte appended',
+    reason: 'signature_invalid',
+    token: async () =>
+      resign(eddsa, await sign(eddsa), { mangle: (sig) => Buffer.concat([sig, Buffer.alloc(1)]) }),
+  },
+  {
+    name: 'RS256 signature with a zero byte prepended (257 bytes for a 2048-bit key)',
+    reason: 'signature_invalid',
+    token: async () =>
+      resign(rs256, await sign(rs256), { mangle: (sig) => Buffer.concat([Buffer.alloc(1), sig]) }),
+  },
+  {
+    name: 'PS256 signature one byte short',
+    reason: 'signature_invalid',
+    token: async () => resign(ps256, await sign(ps256), { mangle: (sig) => sig.subarray(1) }),
+  },
+  {
+    name: 'signature segment of impossible length (1 mod 4)',
+    reason: 'malformed',
+    token: async () => `${await sign(es256)}AAA`,
+  },
+  {
+    name: 'signature segment with non-zero trailing bits (non-canonical base64url)',
+    reason: 'malformed',
+    token: async () => {
+      const token = await sign(es256);
+      const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+      // 64 bytes are 86 characters: the last one carries 2 bits of signature and 4 zero bits.
+      return token.slice(0, -1) + alphabet[alphabet.indexOf(token.at(-1)!) | 1];
+    },
   },
   {
     name: 'unknown crit extension',
@@ -329,10 +398,17 @@ describe('AccessTokenVerifier rejects (hostile input)', () => {
     assert.deepEqual(asked, ['attacker']);
   });
 
-  test('cheap checks answer synchronously, without signature verification', async () => {
+  test('answers synchronously, with or without signature verification', async () => {
     const v = verifier();
-    assert.ok(!(v.verify(await sign(es256, claims({ aud: 'x' })), NOW_MS) instanceof Promise));
-    assert.ok(v.verify(await sign(es256), NOW_MS) instanceof Promise);
+    const cheap = v.verify(await sign(es256, claims({ aud: 'x' })), NOW_MS);
+    assert.ok(!(cheap instanceof Promise));
+    assert.equal(reasonOf(cheap), 'aud_invalid');
+    for (const key of [eddsa, es256, rs256, ps256]) {
+      const full = v.verify(await sign(key), NOW_MS);
+      assert.ok(!(full instanceof Promise), key.alg);
+      assert.equal(reasonOf(full), 'ok', key.alg);
+    }
+    assert.equal(reasonOf(v.verify(await sign(impostor), NOW_MS)), 'signature_invalid');
   });
 
   test('maxTokenBytes bounds the token length', async () => {

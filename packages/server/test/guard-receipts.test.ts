@@ -256,8 +256,14 @@ test('a real guard reports receipts; wait_ms names it; closing its stream drops 
   const answer = await revoke(server, token, server.client, { wait_ms: '5000' });
   const { enforcement } = answer.json<{ enforcement: EnforcementBody }>();
   assert.deepEqual(enforcement, { cursor: 1, enforced_by: ['in-process'], pending: [], timed_out: false });
-  const decision = await guard.check(token);
+  const decision = guard.check(token);
   assert.equal(!decision.ok && decision.reason, 'revoked', 'enforced means applied');
+  // The server counted the receipt before answering; the guard records it once the server's acknowledgement
+  // of that receipt request reaches it, which may be a moment later.
+  const reportedBy = Date.now() + 5000;
+  while (guard.health().reportedCursor !== 1 && Date.now() < reportedBy) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
   assert.equal(guard.health().reportedCursor, 1);
   const [listed] = server.runtime.guards.list();
   assert.deepEqual(

@@ -154,26 +154,23 @@ export function requiredScopeSettings(
 }
 
 /**
- * Decides one request from its `Authorization` header value. Only the `Bearer` scheme carries a token here
- * (RFC 6750 §2.1): no header or another scheme is a missing token; `Bearer` without a well-formed token is an
- * invalid one.
+ * Decides one request from its `Authorization` header value, synchronously. Only the `Bearer` scheme carries a
+ * token here (RFC 6750 §2.1): no header or another scheme is a missing token; `Bearer` without a well-formed token
+ * is an invalid one.
  */
 export function decideRequest(
   settings: MiddlewareSettings,
   authorization: string | undefined,
-): Promise<AdapterDecision> {
-  if (authorization === undefined || authorization.length === 0) return Promise.resolve(MISSING_TOKEN);
+): AdapterDecision {
+  if (authorization === undefined || authorization.length === 0) return MISSING_TOKEN;
   if (authorization.indexOf(' ') === -1 && authorization.indexOf('\t') === -1) {
     // A lone word: `Bearer` without credentials, or a scheme we do not speak (never a bare token).
-    return Promise.resolve(isBearerScheme(authorization) ? INVALID_TOKEN.malformed : MISSING_TOKEN);
+    return isBearerScheme(authorization) ? INVALID_TOKEN.malformed : MISSING_TOKEN;
   }
-  const decision = settings.guard.check(authorization, settings.checkOptions);
+  const decision: GuardDecision = settings.guard.check(authorization, settings.checkOptions);
   const scopes = settings.scopes;
-  return scopes === undefined ? decision : decision.then((d) => withScopes(d, scopes));
-}
-
-function withScopes(decision: GuardDecision, scopes: ScopeSettings): AdapterDecision {
-  return decision.ok ? (scopeRejection(scopes, decision) ?? decision) : decision;
+  if (scopes === undefined || !decision.ok) return decision;
+  return scopeRejection(scopes, decision) ?? decision;
 }
 
 /** The scope rejection when `auth` lacks one of the required scopes, else undefined. */

@@ -57,15 +57,14 @@ declare global {
 export function expressGuard(guard: Guard, options?: GuardMiddlewareOptions): RequestHandler {
   const settings = middlewareSettings(guard, options, 'expressGuard');
   return function revokdGuard(req, res, next) {
-    decideRequest(settings, req.headers.authorization).then((decision) => {
-      if (decision.ok) {
-        req.auth = decision;
-        res.locals.auth = decision;
-        next();
-      } else {
-        send(res, answerFor(settings.challenge, decision));
-      }
-    }, next);
+    const decision = decideRequest(settings, req.headers.authorization);
+    if (decision.ok) {
+      req.auth = decision;
+      res.locals.auth = decision;
+      next();
+    } else {
+      send(res, answerFor(settings.challenge, decision));
+    }
   };
 }
 

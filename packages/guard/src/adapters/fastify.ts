@@ -57,7 +57,7 @@ export type FastifyGuardHook = (
 export function fastifyGuard(guard: Guard, options?: GuardMiddlewareOptions): FastifyGuardHook {
   const settings = middlewareSettings(guard, options, 'fastifyGuard');
   return async function revokdGuard(request, reply) {
-    const decision = await decideRequest(settings, request.headers.authorization);
+    const decision = decideRequest(settings, request.headers.authorization);
     if (decision.ok) {
       request.auth = decision;
       return undefined;

@@ -53,7 +53,7 @@ export interface RevokdEnv {
 export function honoGuard(guard: Guard, options?: GuardMiddlewareOptions): MiddlewareHandler<RevokdEnv> {
   const settings = middlewareSettings(guard, options, 'honoGuard');
   return async function revokdGuard(c, next) {
-    const decision = await decideRequest(settings, c.req.header('authorization'));
+    const decision = decideRequest(settings, c.req.header('authorization'));
     if (!decision.ok) return send(c, answerFor(settings.challenge, decision));
     c.set('auth', decision);
     await next();

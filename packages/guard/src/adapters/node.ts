@@ -64,13 +64,14 @@ function challengeFor(options: GuardMiddlewareOptions | undefined): ChallengeSet
 }
 
 /**
- * Decides one `node:http` request from its `Authorization` header: the guard's acceptance (`claims`, `stale`), or a
- * rejection to pass to {@link sendRejection} with the same options. Never rejects. Options (`scopes`,
- * `stalePolicy`, `realm`…) are validated on first use of each options object: keep it constant.
+ * Decides one `node:http` request from its `Authorization` header, synchronously: the guard's acceptance
+ * (`claims`, `stale`), or a rejection to pass to {@link sendRejection} with the same options. Never throws for a
+ * bad request. Options (`scopes`, `stalePolicy`, `realm`…) are validated on first use of each options object:
+ * keep it constant.
  *
  * @example
  * ```ts
- * const decision = await guardRequest(guard, req, ROUTE);
+ * const decision = guardRequest(guard, req, ROUTE);
  * if (!decision.ok) return sendRejection(res, decision, ROUTE);
  * ```
  */
@@ -78,7 +79,7 @@ export function guardRequest(
   guard: Guard,
   request: IncomingMessage,
   options?: GuardMiddlewareOptions,
-): Promise<AdapterDecision> {
+): AdapterDecision {
   return decideRequest(settingsFor(guard, options), request.headers.authorization);
 }
 
@@ -119,7 +120,7 @@ export function withGuard<
   const settings = middlewareSettings(guard, options, 'withGuard');
   if (typeof handler !== 'function') throw configError('withGuard', 'handler must be a function');
   return async function revokdGuard(request, response) {
-    const decision = await decideRequest(settings, request.headers.authorization);
+    const decision = decideRequest(settings, request.headers.authorization);
     if (decision.ok) {
       await handler(request, response, decision);
       return;

@@ -1,6 +1,6 @@
-import { type CryptoKey, flattenedVerify, errors as joseErrors } from 'jose';
 import { GuardError } from '../errors.ts';
 import { algorithmSet, type GuardAlgorithm, type KeyResolver } from '../verify/key-set.ts';
+import { SignatureCheck, verifyCompactSignature } from '../verify/signature.ts';
 import { decodeJsonObject, integerIn } from '../verify/verifier.ts';
 
 /** The member of the `events` claim that makes a JWT a logout token (OpenID Connect Back-Channel Logout 1.0 §2.4). */
@@ -141,9 +141,10 @@ export class LogoutTokenValidator {
 
   /**
    * Validates a logout token at instant `nowMs` (ms since the epoch) and, when it is valid and new, remembers its
-   * `jti` so the same token is refused next time. Never throws for a bad token.
+   * `jti` so the same token is refused next time. Synchronous (the signature is checked with `crypto.verify`, as
+   * the access-token verifier does); never throws for a bad token.
    */
-  async validate(token: string, nowMs: number): Promise<LogoutTokenDecision> {
+  validate(token: string, nowMs: number): LogoutTokenDecision {
     if (typeof token !== 'string' || token.length === 0) return rejection('malformed');
     if (token.length > this.#maxTokenBytes) return rejection('oversized');
     if (!COMPACT_JWS.test(token)) return rejection('malformed');
@@ -176,19 +177,14 @@ export class LogoutTokenValidator {
       this.#onUnknownKid?.(kid);
       return rejection('kid_unknown');
     }
-    const key: CryptoKey | undefined = byAlg.get(alg);
+    const key = byAlg.get(alg);
     if (key === undefined) return rejection('key_mismatch');
-    try {
-      await flattenedVerify(
-        { protected: encodedHeader, payload: encodedPayload, signature: token.slice(secondDot + 1) },
-        key,
-        { algorithms: [alg] },
-      );
-    } catch (error) {
-      return error instanceof joseErrors.JWSInvalid ? rejection('malformed') : rejection('signature_invalid');
+    const signature = verifyCompactSignature(token, secondDot, key);
+    if (signature !== SignatureCheck.Valid) {
+      return signature === SignatureCheck.Malformed ? rejection('malformed') : rejection('signature_invalid');
     }
 
-    // Synchronous from the lookup to the insertion: two deliveries of one token cannot both pass.
+    // Synchronous throughout: two deliveries of one token cannot both pass.
     const jti = payload.jti as string;
     this.#forgetExpired(nowMs);
     if (this.#seen.has(jti)) return rejection('replayed');

@@ -178,7 +178,7 @@ class Receiver implements BackchannelLogoutReceiver {
       }
     }
     const nowMs = this.#now();
-    const decision = await this.#validator.validate(logoutToken, nowMs);
+    const decision = this.#validator.validate(logoutToken, nowMs);
     if (!decision.ok) return reject(decision.reason);
     const { logout } = decision;
     const rules = rulesFor(logout, nowMs, this.#ruleLifetimeMs);

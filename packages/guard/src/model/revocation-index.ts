@@ -1,3 +1,4 @@
+import { FingerprintTable } from './fingerprint-table.ts';
 import type { LogEntry, RevocationKind, Rule, TokenFacts } from './rule.ts';
 
 /**
@@ -42,14 +43,21 @@ interface Bound {
  * is repeated, and memory is bounded by the number of distinct active keys.
  *
  * In allowlist mode it also holds one entry per live issued token (`allow` entries), and accepts only those.
+ *
+ * The high-cardinality kinds (token `jti`, session `sid`, family `fid`, allowed `jti`) live in
+ * {@link FingerprintTable}s, one per kind: a 64-bit fingerprint and an expiry in whole seconds per entry (~25 B at 1M
+ * entries), not the key string. Two consequences, both in the safe direction for revocations: a token whose
+ * identifier was never revoked is rejected with probability ≈ n / 2^64 (a fingerprint collision with one of n
+ * entries of that kind), and an entry may stay live up to 999 ms past its `expiresAtMs` (expiries are rounded up to
+ * the second). See fingerprint-table.ts. The not-before kinds (few keys, exact microsecond bounds) stay in Maps.
  */
 export class RevocationIndex {
   readonly #allowlist: boolean;
   /** jti → expiry of its `allow` entry; filled only in allowlist mode. */
-  readonly #allowed = new Map<string, number>();
-  readonly #tokens = new Map<string, number>();
-  readonly #sessions = new Map<string, number>();
-  readonly #families = new Map<string, number>();
+  readonly #allowed = new FingerprintTable();
+  readonly #tokens = new FingerprintTable();
+  readonly #sessions = new FingerprintTable();
+  readonly #families = new FingerprintTable();
   readonly #subjects = new Map<string, Bound>();
   readonly #clients = new Map<string, Bound>();
   /** claim name → claim value → bound. */
@@ -100,16 +108,16 @@ export class RevocationIndex {
   add(rule: Rule): void {
     switch (rule.kind) {
       case 'allow':
-        if (this.#allowlist) mergeExpiry(this.#allowed, rule.jti, rule.expiresAtMs);
+        if (this.#allowlist) this.#allowed.merge(rule.jti, rule.expiresAtMs);
         return;
       case 'token':
-        mergeExpiry(this.#tokens, rule.jti, rule.expiresAtMs);
+        this.#tokens.merge(rule.jti, rule.expiresAtMs);
         return;
       case 'session':
-        mergeExpiry(this.#sessions, rule.sid, rule.expiresAtMs);
+        this.#sessions.merge(rule.sid, rule.expiresAtMs);
         return;
       case 'family':
-        mergeExpiry(this.#families, rule.fid, rule.expiresAtMs);
+        this.#families.merge(rule.fid, rule.expiresAtMs);
         return;
       case 'subject':
         mergeBound(this.#subjects, rule.sub, rule);
@@ -138,9 +146,9 @@ export class RevocationIndex {
    * unless a live `allow` entry names its `jti`, and the revocation rules are checked first.
    */
   check(token: TokenFacts, nowMs: number): RevocationDecision {
-    if (token.jti !== undefined && isLive(this.#tokens.get(token.jti), nowMs)) return REVOKED_BY.token;
-    if (token.sid !== undefined && isLive(this.#sessions.get(token.sid), nowMs)) return REVOKED_BY.session;
-    if (token.fid !== undefined && isLive(this.#families.get(token.fid), nowMs)) return REVOKED_BY.family;
+    if (token.jti !== undefined && this.#tokens.isLive(token.jti, nowMs)) return REVOKED_BY.token;
+    if (token.sid !== undefined && this.#sessions.isLive(token.sid, nowMs)) return REVOKED_BY.session;
+    if (token.fid !== undefined && this.#families.isLive(token.fid, nowMs)) return REVOKED_BY.family;
     if (token.sub !== undefined && rejects(this.#subjects.get(token.sub), token, nowMs))
       return REVOKED_BY.subject;
     if (token.clientId !== undefined && rejects(this.#clients.get(token.clientId), token, nowMs)) {
@@ -148,17 +156,20 @@ export class RevocationIndex {
     }
     if (rejects(this.#global, token, nowMs)) return REVOKED_BY.global;
     if (this.#claims.size > 0 && this.#claimRejects(token, nowMs)) return REVOKED_BY.claim;
-    if (this.#allowlist && (token.jti === undefined || !isLive(this.#allowed.get(token.jti), nowMs))) {
+    if (this.#allowlist && (token.jti === undefined || !this.#allowed.isLive(token.jti, nowMs))) {
       return NOT_ALLOWED;
     }
     return NOT_REVOKED;
   }
 
-  /** Drops every rule whose expiry is at or before `nowMs`. Returns how many entries were dropped. */
+  /**
+   * Drops every rule whose expiry is at or before `nowMs` (for the fingerprint-table kinds: the expiry rounded up to
+   * the second). Returns how many entries were dropped.
+   */
   prune(nowMs: number): number {
-    let dropped = pruneMap(this.#tokens, (exp) => exp, nowMs);
-    dropped += pruneMap(this.#sessions, (exp) => exp, nowMs);
-    dropped += pruneMap(this.#families, (exp) => exp, nowMs);
+    let dropped = this.#tokens.prune(nowMs);
+    dropped += this.#sessions.prune(nowMs);
+    dropped += this.#families.prune(nowMs);
     dropped += pruneMap(this.#subjects, (b) => b.expiresAtMs, nowMs);
     dropped += pruneMap(this.#clients, (b) => b.expiresAtMs, nowMs);
     for (const [claim, values] of this.#claims) {
@@ -169,7 +180,7 @@ export class RevocationIndex {
       this.#global = undefined;
       dropped += 1;
     }
-    if (this.#allowed.size > 0) dropped += pruneMap(this.#allowed, (exp) => exp, nowMs);
+    dropped += this.#allowed.prune(nowMs);
     return dropped;
   }
 
@@ -202,10 +213,6 @@ export class RevocationIndex {
   }
 }
 
-function isLive(expiresAtMs: number | undefined, nowMs: number): boolean {
-  return expiresAtMs !== undefined && expiresAtMs > nowMs;
-}
-
 /**
  * A not-before bound rejects a token issued strictly before it. Without an exact issuance time the token may
  * have been issued anywhere in its `iat` second, so it is rejected unless that whole second is at or after the bound.
@@ -213,11 +220,6 @@ function isLive(expiresAtMs: number | undefined, nowMs: number): boolean {
 function rejects(bound: Bound | undefined, token: TokenFacts, nowMs: number): boolean {
   if (bound === undefined || bound.expiresAtMs <= nowMs) return false;
   return token.issuedAtUs < bound.notBeforeUs;
-}
-
-function mergeExpiry(map: Map<string, number>, key: string, expiresAtMs: number): void {
-  const current = map.get(key);
-  if (current === undefined || current < expiresAtMs) map.set(key, expiresAtMs);
 }
 
 function pickBound(rule: { notBeforeUs: number; expiresAtMs: number }): Bound {

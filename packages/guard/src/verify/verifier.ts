@@ -1,8 +1,9 @@
-import { base64url, type CryptoKey, flattenedVerify, errors as joseErrors } from 'jose';
+import { base64url } from 'jose';
 import { GuardError } from '../errors.ts';
 import type { TokenFacts } from '../model/rule.ts';
 import { tokenFacts } from '../model/token-facts.ts';
-import { algorithmSet, type GuardAlgorithm, type KeyResolver } from './key-set.ts';
+import { algorithmSet, type GuardAlgorithm, type KeyResolver, type VerificationKey } from './key-set.ts';
+import { SignatureCheck, verifyCompactSignature } from './signature.ts';
 
 /**
  * Why a token was rejected. Stable codes, safe to log and to count; never sent to the client by default.
@@ -138,10 +139,11 @@ export function verifyRejection(reason: VerifyFailureReason): VerifyRejection {
  * A lean verifier of JWT access tokens (RFC 9068) following the JWT best current practices (RFC 8725):
  * an allowlist of asymmetric algorithms, keys only from the configured key set (looked up by `kid` and bound
  * to one algorithm each), explicit `typ`, no `crit` extensions, exact issuer, audience, bounded clock skew,
- * a maximum lifetime and a maximum size. Signature verification is jose's.
+ * a maximum lifetime and a maximum size. Signatures are verified synchronously with `node:crypto` on keys
+ * imported once ({@link VerificationKey}); base64url and JSON decoding are jose's and Node's.
  *
  * Cheap checks run first, so malformed, foreign or expired tokens cost no signature verification. Every answer
- * is a {@link VerifyDecision} value; rejections are shared frozen objects.
+ * is a {@link VerifyDecision} value, returned synchronously; rejections are shared frozen objects.
  */
 export class AccessTokenVerifier {
   readonly #issuer: string;
@@ -153,8 +155,12 @@ export class AccessTokenVerifier {
   readonly #maxTokenBytes: number;
   readonly #cacheSize: number;
   readonly #onUnknownKid: ((kid: string) => void) | undefined;
-  readonly #cache = new Map<string, VerifiedToken>();
-  #generation = 0;
+  /**
+   * Verified tokens, keyed by the last {@link CACHE_KEY_CHARS} characters of the token (in its signature),
+   * each entry holding the whole token: a hit is confirmed by comparing the whole token, so the key only
+   * spares hashing the whole token string on every lookup. Insertion order is age order (oldest evicted first).
+   */
+  readonly #cache = new Map<string, CacheEntry>();
 
   constructor(options: VerifierOptions) {
     this.#issuer = requireString(options.issuer, 'issuer');
@@ -190,29 +196,30 @@ export class AccessTokenVerifier {
   }
 
   /**
-   * Verifies a compact JWT access token at instant `nowMs` (milliseconds since the epoch). Answers synchronously
-   * when no signature has to be checked (a rejection by the cheap checks, or a remembered token), otherwise with
-   * a promise. Never throws and never rejects for a bad token.
+   * Verifies a compact JWT access token at instant `nowMs` (milliseconds since the epoch). Synchronous: the
+   * signature is checked with `crypto.verify`, unless the token is remembered from an earlier verification (its
+   * time claims are checked again). Never throws for a bad token.
    */
-  verify(token: string, nowMs: number): VerifyDecision | Promise<VerifyDecision> {
+  verify(token: string, nowMs: number): VerifyDecision {
     if (typeof token !== 'string' || token.length === 0) return REJECTIONS.malformed;
     if (token.length > this.#maxTokenBytes) return REJECTIONS.oversized;
 
-    const cached = this.#cacheSize > 0 ? this.#cache.get(token) : undefined;
-    if (cached !== undefined) {
-      const late = this.#timeRejection(cached.claims, nowMs);
-      if (late === undefined) return cached;
-      if (late === REJECTIONS.expired) this.#cache.delete(token);
-      return late;
+    if (this.#cacheSize > 0) {
+      const key = cacheKey(token);
+      const cached = this.#cache.get(key);
+      if (cached !== undefined && cached.token === token) {
+        const late = this.#timeRejection(cached.verified.claims, nowMs);
+        if (late === undefined) return cached.verified;
+        if (late === REJECTIONS.expired) this.#cache.delete(key);
+        return late;
+      }
     }
 
     if (!COMPACT_JWS.test(token)) return REJECTIONS.malformed;
     const firstDot = token.indexOf('.');
     const secondDot = token.indexOf('.', firstDot + 1);
-    const encodedHeader = token.slice(0, firstDot);
-    const encodedPayload = token.slice(firstDot + 1, secondDot);
 
-    const header = decodeJsonObject(encodedHeader);
+    const header = decodeJsonObject(token.slice(0, firstDot));
     if (header === undefined) return REJECTIONS.malformed;
     const alg = header.alg;
     if (typeof alg !== 'string' || !this.#algorithms.has(alg)) return REJECTIONS.alg_not_allowed;
@@ -224,7 +231,7 @@ export class AccessTokenVerifier {
     const kid = header.kid;
     if (typeof kid !== 'string' || kid.length === 0) return REJECTIONS.kid_missing;
 
-    const payload = decodeJsonObject(encodedPayload);
+    const payload = decodeJsonObject(token.slice(firstDot + 1, secondDot));
     if (payload === undefined) return REJECTIONS.malformed;
     const claimRejection = this.#claimRejection(payload, nowMs);
     if (claimRejection !== undefined) return claimRejection;
@@ -236,22 +243,29 @@ export class AccessTokenVerifier {
     }
     const key = byAlg.get(alg);
     if (key === undefined) return REJECTIONS.key_mismatch;
+    const signature = verifyCompactSignature(token, secondDot, key);
+    if (signature !== SignatureCheck.Valid) {
+      return signature === SignatureCheck.Malformed ? REJECTIONS.malformed : REJECTIONS.signature_invalid;
+    }
 
-    return this.#verifySignature(
-      token,
-      encodedHeader,
-      encodedPayload,
-      token.slice(secondDot + 1),
-      alg,
-      key,
-      payload,
-    );
+    const claims = deepFreeze(payload) as AccessTokenClaims;
+    const verified: VerifiedToken = Object.freeze({
+      ok: true,
+      claims,
+      facts: Object.freeze(tokenFacts(claims)),
+    });
+    if (this.#cacheSize > 0) this.#remember(token, verified);
+    return verified;
   }
 
   /** Forgets every remembered token. Call it whenever the key set changes (a key may have been withdrawn). */
   clearCache(): void {
     this.#cache.clear();
-    this.#generation += 1;
+  }
+
+  /** The longest token accepted, in bytes (characters). */
+  get maxTokenBytes(): number {
+    return this.#maxTokenBytes;
   }
 
   /** How many verified tokens are remembered. */
@@ -259,37 +273,13 @@ export class AccessTokenVerifier {
     return this.#cache.size;
   }
 
-  async #verifySignature(
-    token: string,
-    encodedHeader: string,
-    encodedPayload: string,
-    signature: string,
-    alg: string,
-    key: CryptoKey,
-    payload: Record<string, unknown>,
-  ): Promise<VerifyDecision> {
-    const generation = this.#generation;
-    try {
-      await flattenedVerify({ protected: encodedHeader, payload: encodedPayload, signature }, key, {
-        algorithms: [alg],
-      });
-    } catch (error) {
-      return error instanceof joseErrors.JWSInvalid ? REJECTIONS.malformed : REJECTIONS.signature_invalid;
+  #remember(token: string, verified: VerifiedToken): void {
+    const key = cacheKey(token);
+    if (this.#cache.size >= this.#cacheSize && !this.#cache.has(key)) {
+      const oldest = this.#cache.keys().next();
+      if (!oldest.done) this.#cache.delete(oldest.value);
     }
-    const claims = deepFreeze(payload) as AccessTokenClaims;
-    const verified: VerifiedToken = Object.freeze({
-      ok: true,
-      claims,
-      facts: Object.freeze(tokenFacts(claims)),
-    });
-    if (this.#cacheSize > 0 && generation === this.#generation) {
-      if (this.#cache.size >= this.#cacheSize) {
-        const oldest = this.#cache.keys().next();
-        if (!oldest.done) this.#cache.delete(oldest.value);
-      }
-      this.#cache.set(token, verified);
-    }
-    return verified;
+    this.#cache.set(key, { token, verified });
   }
 
   #claimRejection(payload: Record<string, unknown>, nowMs: number): VerifyRejection | undefined {
@@ -333,6 +323,21 @@ export class AccessTokenVerifier {
     if (nowMs < claims.iat * 1000 - this.#skewMs) return REJECTIONS.iat_in_future;
     return undefined;
   }
+}
+
+interface CacheEntry {
+  readonly token: string;
+  readonly verified: VerifiedToken;
+}
+
+/**
+ * How many characters of a token key the verified-token cache: the end of the signature, ~130 bits of it
+ * (a key may collide: every hit is confirmed against the whole token).
+ */
+const CACHE_KEY_CHARS = 22;
+
+function cacheKey(token: string): string {
+  return token.length > CACHE_KEY_CHARS ? token.slice(token.length - CACHE_KEY_CHARS) : token;
 }
 
 /** Decodes one base64url segment of a compact JWS as a JSON object (strict UTF-8), or undefined. */

@@ -1,4 +1,5 @@
 /** Test keys and tokens, generated with jose. */
+import { constants, sign as cryptoSign, KeyObject } from 'node:crypto';
 import { base64url, CompactSign, type CryptoKey, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { GuardAlgorithm } from '../../src/verify/key-set.ts';
 
@@ -64,4 +65,45 @@ export async function sign(
 export function unsigned(header: unknown, payload: unknown, signature = ''): string {
   const enc = (value: unknown) => base64url.encode(typeof value === 'string' ? value : JSON.stringify(value));
   return `${enc(header)}.${enc(payload)}.${signature}`;
+}
+
+/** How {@link resign} signs: node:crypto parameters, deliberately outside what RFC 7518 allows when asked. */
+export interface RawSignOptions {
+  /** ECDSA signature encoding. Default `ieee-p1363` (JWS); `der` is what X.509 uses. */
+  readonly dsaEncoding?: 'der' | 'ieee-p1363';
+  /** RSASSA-PSS salt length in bytes (PS256 only). Default 32 (RFC 7518 §3.5). */
+  readonly saltLength?: number;
+  /** Changes the signature bytes after signing (truncate, extend…). */
+  readonly mangle?: (signature: Buffer) => Uint8Array;
+}
+
+/** Signs `header.payload` of `token` again with node:crypto (the test's choice of parameters), returning the new token. */
+export function resign(key: TestKey, token: string, options: RawSignOptions = {}): string {
+  const signingInput = token.slice(0, token.lastIndexOf('.'));
+  const privateKey = KeyObject.from(key.privateKey);
+  const data = Buffer.from(signingInput);
+  let signature: Buffer;
+  switch (key.alg) {
+    case 'EdDSA':
+      signature = cryptoSign(null, data, privateKey);
+      break;
+    case 'ES256':
+      signature = cryptoSign('sha256', data, {
+        key: privateKey,
+        dsaEncoding: options.dsaEncoding ?? 'ieee-p1363',
+      });
+      break;
+    case 'RS256':
+      signature = cryptoSign('sha256', data, privateKey);
+      break;
+    case 'PS256':
+      signature = cryptoSign('sha256', data, {
+        key: privateKey,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: options.saltLength ?? 32,
+      });
+      break;
+  }
+  const bytes = options.mangle ? options.mangle(signature) : signature;
+  return `${signingInput}.${Buffer.from(bytes).toString('base64url')}`;
 }

@@ -13,7 +13,13 @@
  */
 import { subscribe } from 'node:diagnostics_channel';
 import { createServer } from 'node:http';
-import { createGuard, GUARD_CHANNEL, type GuardEvent, type StalePolicy } from '@revokd/guard';
+import {
+  createGuard,
+  GUARD_CHANNEL,
+  type GuardDecision,
+  type GuardEvent,
+  type StalePolicy,
+} from '@revokd/guard';
 
 function env(name: string, fallback?: string): string {
   const value = process.env[name] ?? fallback;
@@ -51,17 +57,21 @@ const server = createServer((request, response) => {
   };
   const path = new URL(request.url ?? '/', 'http://localhost').pathname;
   if (request.method === 'GET' && path === '/check') {
-    guard.check(request.headers.authorization).then(
-      (decision) =>
-        decision.ok
-          ? send(200, { ok: true, sub: decision.claims.sub, stale: decision.stale === true })
-          : send(decision.status, {
-              ok: false,
-              reason: decision.reason,
-              revokedBy: 'revokedBy' in decision ? decision.revokedBy : undefined,
-            }),
-      (error: unknown) => send(500, { ok: false, reason: String(error) }),
-    );
+    let decision: GuardDecision;
+    try {
+      decision = guard.check(request.headers.authorization);
+    } catch (error) {
+      send(500, { ok: false, reason: String(error) });
+      return;
+    }
+    if (decision.ok) send(200, { ok: true, sub: decision.claims.sub, stale: decision.stale === true });
+    else {
+      send(decision.status, {
+        ok: false,
+        reason: decision.reason,
+        revokedBy: 'revokedBy' in decision ? decision.revokedBy : undefined,
+      });
+    }
     return;
   }
   if (request.method === 'GET' && path === '/health') {

@@ -25,7 +25,7 @@ function json(res: ServerResponse, auth: RevokdAuth): void {
 /** The framework-free decision, by hand. */
 function byHand(guard: Guard, options: GuardMiddlewareOptions | undefined): Listener {
   return async (req, res) => {
-    const decision = await guardRequest(guard, req, options);
+    const decision = guardRequest(guard, req, options);
     if (!decision.ok) return sendRejection(res, decision, options);
     json(res, decision);
   };
