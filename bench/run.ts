@@ -20,8 +20,17 @@ import { stderrProgress } from './lib/progress.ts';
 import { type Report, renderMarkdown } from './lib/report.ts';
 import type { Benchmark, BenchResult, Mode } from './lib/types.ts';
 import * as memory from './memory.ts';
+import * as propagation from './propagation.ts';
 
-export const BENCHMARKS: readonly Benchmark[] = [guardVerify, guardWarm, memory, durableRevocations];
+export const BENCHMARKS: readonly Benchmark[] = [
+  guardVerify,
+  guardWarm,
+  memory,
+  durableRevocations,
+  propagation,
+  await import('./http-resource-server.ts'),
+  await import('./token-service.ts'),
+];
 
 const USAGE = `usage: node bench/run.ts [--smoke | --quick] [--out DIR] [NAME...]
 benchmarks: ${BENCHMARKS.map((b) => b.name).join(', ')}`;

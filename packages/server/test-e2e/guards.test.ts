@@ -373,9 +373,10 @@ test('three guard processes: propagation, receipts, a cut stream, a killed serve
     }
     const checkedWithinMs = performance.now() - killedAt;
 
-    await within(MAX_STALENESS_MS + 2000, 'the reject-policy guards answer 503', async () => {
+    // Each guard's bound runs from its own last heartbeat, so they turn stale a few milliseconds apart: wait for all.
+    await within(MAX_STALENESS_MS + 2000, 'every guard is stale (A and B answer 503)', async () => {
       const answers = await Promise.all([guardA, guardB].map((g) => g.check(valid.access_token)));
-      return answers.every((a) => a.status === 503);
+      return answers.every((a) => a.status === 503) && (await guardC.health()).state === 'stale';
     });
     const staleMs = performance.now() - killedAt;
     assert.deepEqual((await guardA.check(valid.access_token)).body, { ok: false, reason: 'stale' });

@@ -26,7 +26,15 @@ test('npm run bench -- --smoke runs every benchmark and writes JSON and markdown
   assert.equal(report.machine.node, process.version);
   assert.deepEqual(
     report.benchmarks.map((b: { name: string }) => b.name),
-    ['guard-verify', 'guard-warm', 'memory', 'durable-revocations'],
+    [
+      'guard-verify',
+      'guard-warm',
+      'memory',
+      'durable-revocations',
+      'propagation',
+      'http-resource-server',
+      'token-service',
+    ],
   );
   for (const bench of report.benchmarks) {
     assert.ok(bench.rows.length > 0, `${bench.name} reports rows`);
