@@ -5,35 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { createGuard, type Guard, type GuardOptions } from '@revokd/guard';
+import type { GuardOptions } from '@revokd/guard';
 import { ACCESS_TOKEN_TYP } from '../src/services/tokens.ts';
 import { clientCredentials, refreshOk } from './http/helpers.ts';
+import { guardFor, listenOnLoopback } from './support/guard-harness.ts';
 import { API, ISSUER, startTestServer, type TestServer } from './support/harness.ts';
 
 /** Propagation bound asserted here, as in guard-feed.test.ts. */
 const PROPAGATION_BOUND_MS = 2000;
-
-async function listen(server: TestServer): Promise<string> {
-  await server.app.listen({ port: 0, host: '127.0.0.1' });
-  const { port } = server.app.server.address() as AddressInfo;
-  return `http://127.0.0.1:${port}`;
-}
-
-function guardFor(server: TestServer, base: string, options: Partial<GuardOptions> = {}): Guard {
-  return createGuard({
-    issuer: ISSUER,
-    audience: API,
-    clientId: server.resourceServer.id,
-    clientSecret: server.resourceServer.secret,
-    serverUrl: base,
-    jwksUri: `${base}/jwks.json`,
-    reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
-    readyTimeoutMs: 10_000,
-    ...options,
-  });
-}
 
 /** Polls until `predicate` holds; returns how long it took, in ms. */
 async function within(boundMs: number, what: string, predicate: () => Promise<boolean>): Promise<number> {
@@ -67,7 +47,7 @@ function forge(server: TestServer): Promise<string> {
 async function setup(t: { after(fn: () => Promise<void>): void }, mode: GuardOptions['mode']) {
   const server = await startTestServer({ config: { tokens: { allowlist: true } } });
   t.after(() => server.close());
-  const base = await listen(server);
+  const base = await listenOnLoopback(server);
   const guard = guardFor(server, base, { mode });
   t.after(() => guard.close());
   await guard.ready();
@@ -116,7 +96,7 @@ test('an allowlist guard accepts issued tokens once their entry arrives and reje
 test('a guard started later loads the allow entries from the snapshot', async (t) => {
   const server = await startTestServer({ config: { tokens: { allowlist: true } } });
   t.after(() => server.close());
-  const base = await listen(server);
+  const base = await listenOnLoopback(server);
   const session = await server.login('bob');
   const guard = guardFor(server, base, { mode: 'allowlist' });
   t.after(() => guard.close());

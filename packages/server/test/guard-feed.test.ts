@@ -4,35 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { createGuard, GUARD_CHANNEL, type Guard, type GuardEvent, type GuardOptions } from '@revokd/guard';
+import { GUARD_CHANNEL, type GuardEvent } from '@revokd/guard';
 import { CuttableProxy } from './support/cuttable-proxy.ts';
-import { API, ISSUER, startTestServer, type TestServer } from './support/harness.ts';
+import { guardFor, listenOnLoopback } from './support/guard-harness.ts';
+import { startTestServer } from './support/harness.ts';
 
 /** Propagation bound asserted here: far above the expected milliseconds, low enough to catch polling. */
 const PROPAGATION_BOUND_MS = 2000;
-
-async function listen(server: TestServer): Promise<string> {
-  await server.app.listen({ port: 0, host: '127.0.0.1' });
-  const { port } = server.app.server.address() as AddressInfo;
-  return `http://127.0.0.1:${port}`;
-}
-
-function guardFor(server: TestServer, base: string, options: Partial<GuardOptions> = {}): Guard {
-  return createGuard({
-    issuer: ISSUER,
-    audience: API,
-    clientId: server.resourceServer.id,
-    clientSecret: server.resourceServer.secret,
-    serverUrl: base,
-    // The harness issuer (https://revokd.test) is not where the server listens: name the JWKS directly.
-    jwksUri: `${base}/jwks.json`,
-    reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
-    readyTimeoutMs: 10_000,
-    ...options,
-  });
-}
 
 /** Polls until `predicate` holds; returns how long it took, in ms. */
 async function within(
@@ -59,7 +38,7 @@ function recordEvents(t: { after(fn: () => void): void }): GuardEvent[] {
 test('a token is accepted, revoked through /revoke, and rejected by the guard within the bound', async (t) => {
   const server = await startTestServer();
   t.after(() => server.close());
-  const base = await listen(server);
+  const base = await listenOnLoopback(server);
   const guard = guardFor(server, base);
   t.after(() => guard.close());
   await guard.ready();
@@ -91,7 +70,7 @@ test('a guard that lost its connection resumes from its cursor and catches up', 
   const seen = recordEvents(t);
   const server = await startTestServer();
   t.after(() => server.close());
-  const direct = await listen(server);
+  const direct = await listenOnLoopback(server);
   const proxy = new CuttableProxy(Number(new URL(direct).port));
   t.after(() => proxy.cut());
   const base = await proxy.start();
@@ -131,7 +110,7 @@ test('a guard that lost its connection resumes from its cursor and catches up', 
 test('a subject revocation rejects the old tokens; a token issued right after is accepted', async (t) => {
   const server = await startTestServer();
   t.after(() => server.close());
-  const base = await listen(server);
+  const base = await listenOnLoopback(server);
   const guard = guardFor(server, base);
   t.after(() => guard.close());
   await guard.ready();
@@ -170,7 +149,7 @@ test('a subject revocation rejects the old tokens; a token issued right after is
 test('the stream endpoint: authentication, Last-Event-ID, and reset for a cursor beyond the log', async (t) => {
   const server = await startTestServer();
   t.after(() => server.close());
-  const base = await listen(server);
+  const base = await listenOnLoopback(server);
   const other = await server.addClient('no-introspect');
 
   const noAuth = await fetch(`${base}/revocations/stream?after=0`);

@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { createGuard, type Guard, type GuardOptions, ISSUED_AT_US_CLAIM } from '@revokd/guard';
+import { type Guard, ISSUED_AT_US_CLAIM } from '@revokd/guard';
 import type { ChallengeOptions, GuardMiddlewareOptions, RevokdAuth } from '@revokd/guard/node';
 import { CuttableProxy } from '../support/cuttable-proxy.ts';
-import { API, encodeForm, ISSUER, startTestServer, type TestServer } from '../support/harness.ts';
+import { guardFor } from '../support/guard-harness.ts';
+import { encodeForm, startTestServer, type TestServer } from '../support/harness.ts';
 
 /** Propagation bound asserted here: far above the expected milliseconds, low enough to catch polling. */
 const PROPAGATION_BOUND_MS = 2000;
@@ -345,26 +346,6 @@ export const ADAPTER_CASES: readonly AdapterCase[] = [
   },
 ];
 
-function guardFor(
-  server: TestServer,
-  serverUrl: string,
-  jwksBase: string,
-  options: Partial<GuardOptions> = {},
-) {
-  return createGuard({
-    issuer: ISSUER,
-    audience: API,
-    clientId: server.resourceServer.id,
-    clientSecret: server.resourceServer.secret,
-    serverUrl,
-    // The harness issuer (https://revokd.test) is not where the server listens: name the JWKS directly.
-    jwksUri: `${jwksBase}/jwks.json`,
-    reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
-    readyTimeoutMs: 10_000,
-    ...options,
-  });
-}
-
 /**
  * Registers one test for `adapter`: starts the server, the guards and the app mounted by `mount`, then runs every
  * case of {@link ADAPTER_CASES} in order as a subtest. Everything is closed in `t.after`.
@@ -380,12 +361,20 @@ export function runAdapterSuite(adapter: string, mount: MountApp): void {
     t.after(() => proxy.cut());
     const proxyUrl = await proxy.start();
 
-    const guard = guardFor(server, serverUrl, serverUrl);
+    const guard = guardFor(server, serverUrl);
     t.after(() => guard.close());
     const stale = { maxStalenessMs: 100 };
-    const strictGuard = guardFor(server, proxyUrl, serverUrl, { ...stale, stalePolicy: 'reject' });
+    const strictGuard = guardFor(server, proxyUrl, {
+      jwksUri: `${serverUrl}/jwks.json`,
+      ...stale,
+      stalePolicy: 'reject',
+    });
     t.after(() => strictGuard.close());
-    const lenientGuard = guardFor(server, proxyUrl, serverUrl, { ...stale, stalePolicy: 'accept' });
+    const lenientGuard = guardFor(server, proxyUrl, {
+      jwksUri: `${serverUrl}/jwks.json`,
+      ...stale,
+      stalePolicy: 'accept',
+    });
     t.after(() => lenientGuard.close());
     await Promise.all([guard.ready(), strictGuard.ready(), lenientGuard.ready()]);
 
