@@ -46,7 +46,9 @@ export async function sideBySide(
     for (let i = 0; i < contenders.length; i++) {
       const contender = contenders[(i + round) % contenders.length]!;
       await contender.prepare?.();
-      inRound.set(contender.name, contender.ops / (await timeSeconds(contender.batch)));
+      const seconds = await timeSeconds(contender.batch);
+      // Read `ops` after the batch: a contender that counts what it did in a fixed window sets it there.
+      inRound.set(contender.name, contender.ops / seconds);
     }
     options.onRound?.(round + 1, total);
     if (round < options.warmup) continue;
