@@ -9,8 +9,8 @@ import { GuardRegistry } from './services/guard-registry.ts';
 import { IntrospectionService } from './services/introspection.ts';
 import { RevocationService } from './services/revocation.ts';
 import { TokenService } from './services/tokens.ts';
+import { openStore } from './store/open.ts';
 import type { Store } from './store/port.ts';
-import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 
 /** Every service of one revokd process, wired to the store chosen by configuration. */
 export interface Runtime {
@@ -45,7 +45,10 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
   const follow = options.follow ?? true;
   // The store announces committed log entries to the revocation service: the embedded in-process feed.
   let revocation: RevocationService | undefined;
-  const store = openStore(config, (entries) => revocation?.onAppended(entries));
+  const store = await openStore(config, {
+    onLogAppended: (entries) => revocation?.onAppended(entries),
+    onRemoteCommit: () => void revocation?.catchUp().catch(() => {}),
+  });
   const retiredPublishMs = (config.tokens.maxAccessTokenTtlSeconds + config.tokens.clockSkewSeconds) * 1000;
   const keyring = new Keyring(store, clock, { algorithm: config.signing.algorithm, retiredPublishMs });
   revocation = new RevocationService({ config, store, clock, keyring });
@@ -100,11 +103,4 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       await store.close();
     },
   };
-}
-
-function openStore(config: Config, onLogAppended: (entries: readonly LogEntry[]) => void): Store {
-  switch (config.store.kind) {
-    case 'sqlite':
-      return SqliteStore.open({ path: config.store.path, onLogAppended });
-  }
 }

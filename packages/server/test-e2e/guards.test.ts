@@ -13,9 +13,8 @@
  *   and the guards reload a snapshot.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { CuttableProxy } from '../test/support/cuttable-proxy.ts';
 import {
@@ -27,90 +26,11 @@ import {
   tempDataDir,
 } from '../test/support/process.ts';
 import { type Credentials, claimsOf, clientCredentials, login, postForm } from './helpers.ts';
+import { type GuardProcess, percentile, startGuard, within } from './support/guards.ts';
 
-const GUARD_SCRIPT = resolve(import.meta.dirname, 'support/guard-process.ts');
 /** Every propagation asserted here must happen within this bound (measured values are printed). */
 const PROPAGATION_BOUND_MS = 2000;
 const MAX_STALENESS_MS = 1500;
-
-interface GuardHealth {
-  guardId: string;
-  state: string;
-  cursor: number;
-  reportedCursor?: number;
-  reconnects: number;
-  events: { snapshot: number; reset: number; resumedFrom: number[] };
-}
-
-interface CheckResult {
-  status: number;
-  body: { ok: boolean; sub?: string; stale?: boolean; reason?: string; revokedBy?: string };
-}
-
-interface GuardProcess {
-  readonly id: string;
-  readonly child: ChildProcess;
-  check(token: string): Promise<CheckResult>;
-  health(): Promise<GuardHealth>;
-  stop(): Promise<void>;
-}
-
-async function startGuard(env: Record<string, string>): Promise<GuardProcess> {
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', GUARD_SCRIPT], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (chunk) => (stderr += chunk));
-  const exited = new Promise<void>((done) => child.once('exit', () => done()));
-  const started = await new Promise<{ port: number; guardId: string }>((resolveStart, reject) => {
-    let stdout = '';
-    const timer = setTimeout(() => reject(new Error(`guard did not start:\n${stderr}`)), 15_000);
-    child.stdout?.on('data', (chunk) => {
-      stdout += chunk;
-      const line = stdout.split('\n')[0];
-      if (stdout.includes('\n') && line) {
-        clearTimeout(timer);
-        resolveStart(JSON.parse(line));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`guard exited (${code}):\n${stderr}`));
-    });
-  });
-  const base = `http://127.0.0.1:${started.port}`;
-  return {
-    id: started.guardId,
-    child,
-    async check(token) {
-      const response = await fetch(`${base}/check`, { headers: { authorization: `Bearer ${token}` } });
-      return { status: response.status, body: (await response.json()) as CheckResult['body'] };
-    },
-    async health() {
-      return (await (await fetch(`${base}/health`)).json()) as GuardHealth;
-    },
-    async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
-
-/** Polls until `predicate` holds; returns how long it took in ms, or fails after `boundMs`. */
-async function within(boundMs: number, what: string, predicate: () => Promise<boolean>): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    if (await predicate()) return performance.now() - started;
-    if (performance.now() - started > boundMs) assert.fail(`${what}: not within ${boundMs} ms`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
 
 function copyDatabase(fromDb: string, toDb: string): void {
   for (const suffix of ['', '-wal', '-shm']) {

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { RevokdError } from '../core/errors.ts';
 import { type Config, configSchema } from './schema.ts';
 
-type EnvType = 'string' | 'integer' | 'boolean';
+type EnvType = 'string' | 'integer' | 'boolean' | 'list';
 
 /** Environment variables, the configuration key each one sets, and how its text is read. */
 export const ENV_KEYS: Readonly<
@@ -14,6 +14,9 @@ export const ENV_KEYS: Readonly<
   REVOKD_PORT: { path: ['http', 'port'], type: 'integer' },
   REVOKD_TRUST_PROXY: { path: ['http', 'trustProxy'], type: 'boolean' },
   REVOKD_DB_PATH: { path: ['store', 'path'], type: 'string' },
+  REVOKD_DATABASE_URL: { path: ['store', 'url'], type: 'string' },
+  REVOKD_REDIS_URL: { path: ['feed', 'redis', 'url'], type: 'string' },
+  REVOKD_REDIS_CLUSTER_NODES: { path: ['feed', 'redis', 'clusterNodes'], type: 'list' },
   REVOKD_SIGNING_ALGORITHM: { path: ['signing', 'algorithm'], type: 'string' },
   REVOKD_ACCESS_TOKEN_TTL_SECONDS: { path: ['tokens', 'accessTokenTtlSeconds'], type: 'integer' },
   REVOKD_REFRESH_REUSE_GRACE_SECONDS: { path: ['tokens', 'refreshReuseGraceSeconds'], type: 'integer' },
@@ -48,8 +51,11 @@ export function loadConfig(options: LoadOptions = {}): Config {
     }
   }
   if (options.overrides) deepMerge(raw, options.overrides);
-  // A store given only a path (REVOKD_DB_PATH, or a file's `store.path`) is the embedded SQLite store, the default.
-  if (isPlainObject(raw.store) && raw.store.kind === undefined) raw.store.kind = 'sqlite';
+  // A store given only a path (REVOKD_DB_PATH, or a file's `store.path`) is the embedded SQLite store, the default;
+  // one given only a URL (REVOKD_DATABASE_URL) is PostgreSQL.
+  if (isPlainObject(raw.store) && raw.store.kind === undefined) {
+    raw.store.kind = raw.store.url !== undefined && raw.store.path === undefined ? 'postgres' : 'sqlite';
+  }
   raw.issuer ??= defaultIssuer(raw);
   return parseConfig(raw, fromEnv);
 }
@@ -107,6 +113,7 @@ function formatIssues(error: z.ZodError, fromEnv: ReadonlyMap<string, string>): 
 function parseEnvValue(value: string, type: EnvType): unknown {
   if (type === 'integer' && /^-?\d+$/.test(value.trim())) return Number(value);
   if (type === 'boolean' && (value === 'true' || value === 'false')) return value === 'true';
+  if (type === 'list') return value.split(',').map((item) => item.trim());
   return value;
 }
 

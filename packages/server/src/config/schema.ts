@@ -77,9 +77,49 @@ export const configSchema = z
       .prefault({}),
     store: z
       .discriminatedUnion('kind', [
+        /** Embedded: one SQLite file, one server process (the CLI may run beside it). */
         z.strictObject({ kind: z.literal('sqlite'), path: z.string().min(1).default('./data/revokd.db') }),
+        /** Cluster mode: several server nodes share one PostgreSQL database (`revokd migrate` creates its schema). */
+        z.strictObject({
+          kind: z.literal('postgres'),
+          /** `postgres://user:password@host:port/database`; secrets in it are never logged. */
+          url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// connection URL'),
+          /** Connections per server process. */
+          poolSize: z.number().int().min(1).max(200).default(10),
+        }),
       ])
       .prefault({ kind: 'sqlite' }),
+    /**
+     * Fan-out of the revocation log beyond this process's own stream. With `redis`, every node publishes the log, in
+     * cursor order and once per entry, to one Redis stream that guards may follow instead of a node's HTTP stream.
+     */
+    feed: z
+      .strictObject({
+        redis: z
+          .strictObject({
+            /** A single Redis server: `redis://[user:password@]host:port[/db]` (or `rediss://`). */
+            url: z
+              .string()
+              .regex(/^rediss?:\/\/\S+$/, 'must be a redis:// URL')
+              .optional(),
+            /** A Redis Cluster: seed nodes as `host:port`; used instead of `url`. */
+            clusterNodes: z
+              .array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port'))
+              .min(1)
+              .optional(),
+            /** The stream's key; the `{…}` hash tag keeps every key of the feed in one Redis Cluster slot. */
+            streamKey: z.string().min(1).max(200).default('{revokd}:log'),
+            /** Entries kept in the stream (approximately); a guard further behind reloads a snapshot. */
+            maxLength: z.number().int().min(1000).max(100_000_000).default(100_000),
+            /** Heartbeat period on the stream, in ms: Redis-following guards measure their freshness by it. */
+            heartbeatMs: z.number().int().min(50).max(60_000).default(1000),
+          })
+          .refine((redis) => (redis.url === undefined) !== (redis.clusterNodes === undefined), {
+            message: 'set exactly one of url and clusterNodes',
+          })
+          .optional(),
+      })
+      .prefault({}),
     tokens: z
       .strictObject({
         accessTokenTtlSeconds: seconds(DAY).default(300),
@@ -96,6 +136,12 @@ export const configSchema = z
         refreshReuseGraceSeconds: z.number().int().min(0).max(300).default(10),
         /** Margin for clock differences between revokd and guards, added to every rule's expiry. */
         clockSkewSeconds: z.number().int().min(0).max(300).default(30),
+        /**
+         * Not-before rules reject tokens issued up to this many ms after the rule was written: the largest clock
+         * offset between server nodes, so a token another node issued just before the rule, on a clock running
+         * ahead, is still covered. Default 0 with the embedded store (one clock), 100 in cluster mode.
+         */
+        notBeforeMarginMs: z.number().int().min(0).max(10_000).optional(),
         /**
          * Allowlist mode: every access token issued is recorded in the revocation log (an `allow` entry) before
          * it is returned, and introspection (and guards in `mode: 'allowlist'`) accept only recorded tokens.

@@ -61,6 +61,7 @@ export class RevocationService {
   readonly #keyring: Keyring;
   readonly #issuer: string;
   readonly #lifetimes: RuleLifetimes;
+  readonly #notBeforeMarginUs: number;
   readonly #follower: LogFollower;
   readonly #appliedListeners = new Set<(entries: readonly LogEntry[]) => void>();
   #timers: NodeJS.Timeout[] = [];
@@ -75,6 +76,7 @@ export class RevocationService {
       maxAccessTokenTtlMs: deps.config.tokens.maxAccessTokenTtlSeconds * 1000,
       clockSkewMs: deps.config.tokens.clockSkewSeconds * 1000,
     };
+    this.#notBeforeMarginUs = notBeforeMarginMs(deps.config) * 1000;
     this.#follower = new LogFollower(deps.store, this.index, (entries) => this.#notifyApplied(entries));
   }
 
@@ -124,6 +126,7 @@ export class RevocationService {
   }
 
   #notifyApplied(entries: readonly LogEntry[]): void {
+    for (const { rule } of entries) if ('notBeforeUs' in rule) this.#clock.observeUs(rule.notBeforeUs);
     for (const listener of this.#appliedListeners) {
       try {
         listener(entries);
@@ -134,7 +137,13 @@ export class RevocationService {
   }
 
   ruleFor(target: Target): Rule {
-    return ruleFor(target, this.#clock.nowMs(), this.#clock.nowUs(), this.#lifetimes);
+    const nowMs = this.#clock.nowMs();
+    // The margin covers tokens another node issued just before this rule with a clock running ahead of this one;
+    // taken from the wall clock (not the logical one), so successive rules cannot ratchet the clocks forward.
+    const notBeforeUs = Math.max(nowMs * 1000 + this.#notBeforeMarginUs, this.#clock.nowUs());
+    // Tokens this node issues from now on come after the rule (a user who logs in again at once is let in).
+    this.#clock.observeUs(notBeforeUs);
+    return ruleFor(target, nowMs, notBeforeUs, this.#lifetimes);
   }
 
   /** Writes the rules and effects for the targets durably, and returns once this process enforces them. */
@@ -294,4 +303,9 @@ function auditFields(target: Target): Partial<AuditEvent> {
     case 'claim':
       return { detail: { kind: 'claim', claim: target.claim, value: target.value } };
   }
+}
+
+/** `tokens.notBeforeMarginMs`, or its default: 0 for the embedded store (one machine, one clock), 100 ms in cluster mode. */
+export function notBeforeMarginMs(config: Config): number {
+  return config.tokens.notBeforeMarginMs ?? (config.store.kind === 'sqlite' ? 0 : 100);
 }

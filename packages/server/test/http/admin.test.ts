@@ -22,8 +22,13 @@ interface RevokedBody {
   cursor: number;
 }
 
-async function setup(options: { clock?: ManualClock } = {}) {
-  const server = await startTestServer(options.clock ? { clock: options.clock } : {});
+async function setup(options: { clock?: ManualClock; notBeforeMarginMs?: number } = {}) {
+  const server = await startTestServer({
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.notBeforeMarginMs !== undefined
+      ? { config: { tokens: { notBeforeMarginMs: options.notBeforeMarginMs } } }
+      : {}),
+  });
   const token = await server.adminToken();
   const call = (method: 'GET' | 'POST', url: string, body?: unknown) =>
     admin(server, method, url, token, body);
@@ -80,6 +85,37 @@ test('a token issued right after a subject revocation, in the same second, is ac
   assert.equal(await isActive(server, after.access_token), true);
   const next = await refreshOk(server, after.refresh_token);
   assert.equal(await isActive(server, next.access_token), true);
+});
+
+test('with a not-before margin (cluster mode), a token issued just before the rule on a clock running ahead is revoked; a login right after is active', async (t) => {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1, 12, 0, 0, 500));
+  const { server, call } = await setup({ clock, notBeforeMarginMs: 100 });
+  t.after(() => server.close());
+  // Another node whose clock runs 60 ms ahead issued this token a moment before the revocation.
+  clock.advance(60);
+  const aheadOfTheRule = await server.login('alice');
+  clock.advance(-60);
+  const revoked = (
+    await call('POST', '/admin/subjects/alice/revoke', { reason: 'password_changed' })
+  ).json<RevokedBody>();
+  assert.equal(
+    revoked.rules[0]!.rule.notBeforeUs,
+    (clock.nowMs() + 100) * 1000,
+    'wall clock plus the margin',
+  );
+  const after = await server.login('alice');
+  assert.equal(await isActive(server, aheadOfTheRule.access_token), false);
+  assert.equal(
+    await isActive(server, after.access_token),
+    true,
+    'the node that wrote the rule issues after it',
+  );
+  // A second rule is again wall clock + margin: rules do not ratchet the clock forward.
+  const again = (
+    await call('POST', '/admin/subjects/bob/revoke', { reason: 'password_changed' })
+  ).json<RevokedBody>();
+  const secondUs = again.rules[0]!.rule.notBeforeUs as number;
+  assert.ok(secondUs < (clock.nowMs() + 101) * 1000, `${secondUs} is within a millisecond of wall + margin`);
 });
 
 test('a suspended subject cannot log in or refresh; after reinstatement it logs in, old tokens stay revoked', async (t) => {

@@ -135,7 +135,9 @@ export function sessionIds(accessToken: string): { sid: string; fid: string } {
 
 /** Reads the SQLite file directly (a second, read-only connection; WAL lets it see committed state). */
 export function queryStore<T>(server: TestServer, sql: string, ...params: Array<string | number>): T[] {
-  const db = new DatabaseSync(server.config.store.path, { readOnly: true });
+  const { store } = server.config;
+  if (store.kind !== 'sqlite') throw new Error('queryStore reads the SQLite store only');
+  const db = new DatabaseSync(store.path, { readOnly: true });
   try {
     return db.prepare(sql).all(...params) as T[];
   } finally {

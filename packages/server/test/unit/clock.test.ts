@@ -85,3 +85,27 @@ describe('ManualClock', () => {
     assert.equal(Math.floor(ruleUs / 1000), Math.floor(tokenUs / 1000), 'same millisecond');
   });
 });
+
+describe('observeUs (the hybrid logical clock across nodes)', () => {
+  for (const make of [() => new SystemClock(), () => new ManualClock()]) {
+    const clock = make();
+    test(`${clock.constructor.name}: after observing an instant ahead of it, nowUs comes after that instant`, () => {
+      const ahead = clock.nowMs() * 1000 + 5_000_000;
+      clock.observeUs(ahead);
+      assert.ok(clock.nowUs() > ahead);
+      assertStrictlyIncreasing(clock, 100);
+    });
+
+    test(`${clock.constructor.name}: observing an instant in the past changes nothing`, () => {
+      const before = clock.nowUs();
+      clock.observeUs(before - 1_000_000);
+      assert.ok(clock.nowUs() > before);
+    });
+
+    test(`${clock.constructor.name}: nowMs stays the wall clock whatever is observed`, () => {
+      const ms = clock.nowMs();
+      clock.observeUs(ms * 1000 + 60_000_000);
+      assert.ok(clock.nowMs() < ms + 1000);
+    });
+  }
+});

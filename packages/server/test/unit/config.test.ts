@@ -52,6 +52,7 @@ describe('loadConfig: defaults', () => {
       issuer: 'http://localhost:8080',
       http: { host: '127.0.0.1', port: 8080, bodyLimitBytes: 16_384, trustProxy: false },
       store: { kind: 'sqlite', path: './data/revokd.db' },
+      feed: {},
       tokens: {
         accessTokenTtlSeconds: 300,
         maxAccessTokenTtlSeconds: 3600,
@@ -115,8 +116,26 @@ describe('loadConfig: environment variables', () => {
     {
       variable: 'REVOKD_DB_PATH',
       value: '/var/lib/revokd/db',
-      read: (c) => c.store.path,
-      expected: '/var/lib/revokd/db',
+      read: (c) => c.store,
+      expected: { kind: 'sqlite', path: '/var/lib/revokd/db' },
+    },
+    {
+      variable: 'REVOKD_DATABASE_URL',
+      value: 'postgres://revokd@db.internal:5432/revokd',
+      read: (c) => c.store,
+      expected: { kind: 'postgres', url: 'postgres://revokd@db.internal:5432/revokd', poolSize: 10 },
+    },
+    {
+      variable: 'REVOKD_REDIS_URL',
+      value: 'redis://cache.internal:6379',
+      read: (c) => c.feed.redis?.url,
+      expected: 'redis://cache.internal:6379',
+    },
+    {
+      variable: 'REVOKD_REDIS_CLUSTER_NODES',
+      value: '10.0.0.1:7000, 10.0.0.2:7000',
+      read: (c) => c.feed.redis?.clusterNodes,
+      expected: ['10.0.0.1:7000', '10.0.0.2:7000'],
     },
     {
       variable: 'REVOKD_SIGNING_ALGORITHM',
@@ -146,7 +165,7 @@ describe('loadConfig: environment variables', () => {
   ];
   for (const { variable, value, read, expected } of cases) {
     test(`${variable}=${value} sets ${JSON.stringify(expected)}`, () => {
-      assert.equal(read(loadConfig({ env: { [variable]: value } })), expected);
+      assert.deepEqual(read(loadConfig({ env: { [variable]: value } })), expected);
     });
   }
 
@@ -323,8 +342,33 @@ describe('parseConfig: validation', () => {
     },
     {
       name: 'an unknown store kind names store.kind',
-      raw: { ...valid, store: { kind: 'postgres' } },
+      raw: { ...valid, store: { kind: 'mysql' } },
       mentions: ['store.kind:'],
+    },
+    {
+      name: 'a postgres store without a URL names store.url',
+      raw: { ...valid, store: { kind: 'postgres' } },
+      mentions: ['store.url:'],
+    },
+    {
+      name: 'a postgres store with a URL of another scheme names store.url',
+      raw: { ...valid, store: { kind: 'postgres', url: 'mysql://db/revokd' } },
+      mentions: ['store.url:', 'postgres://'],
+    },
+    {
+      name: 'a redis feed with both a URL and cluster nodes is refused',
+      raw: { ...valid, feed: { redis: { url: 'redis://a:6379', clusterNodes: ['b:7000'] } } },
+      mentions: ['feed.redis:', 'exactly one'],
+    },
+    {
+      name: 'a redis feed with neither a URL nor cluster nodes is refused',
+      raw: { ...valid, feed: { redis: {} } },
+      mentions: ['feed.redis:', 'exactly one'],
+    },
+    {
+      name: 'a cluster node that is not host:port names it',
+      raw: { ...valid, feed: { redis: { clusterNodes: ['redis://a'] } } },
+      mentions: ['feed.redis.clusterNodes.0:'],
     },
     {
       name: 'an issuer with a fragment names issuer',
