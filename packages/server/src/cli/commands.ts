@@ -4,6 +4,7 @@ import { RevokdError } from '../core/errors.ts';
 import { buildApp } from '../http/app.ts';
 import { createRuntime, type Runtime } from '../runtime.ts';
 import { REVOCATION_REASONS, type RevocationReason } from '../services/revocation.ts';
+import { migratePostgres } from '../store/postgres/migrations.ts';
 
 export interface CommandContext {
   readonly config: Config;
@@ -118,8 +119,17 @@ const serve: Command = {
 const migrate: Command = {
   summary: 'create or upgrade the store schema, then exit',
   async run({ config, out }) {
+    if (config.store.kind === 'postgres') {
+      // Cluster mode: `serve` never changes the schema; this is the one step that does (safe to run from two nodes).
+      const { from, to } = await migratePostgres(config.store.url);
+      out(
+        from === to
+          ? `store postgres is at the current schema (version ${to})`
+          : `store postgres schema migrated from version ${from} to ${to}`,
+      );
+    }
     await withRuntime(config, async () => undefined);
-    out(`store ${config.store.kind} is at the current schema`);
+    if (config.store.kind === 'sqlite') out(`store ${config.store.kind} is at the current schema`);
     return 0;
   },
 };

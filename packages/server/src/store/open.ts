@@ -1,7 +1,7 @@
 import type { LogEntry } from '@revokd/guard';
 import type { Config } from '../config/schema.ts';
-import { RevokdError } from '../core/errors.ts';
 import type { Store } from './port.ts';
+import { PostgresStore } from './postgres/postgres-store.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
 
 export interface StoreHooks {
@@ -19,6 +19,7 @@ export async function openStore(config: Config, hooks: StoreHooks): Promise<Stor
       // One process writes; the CLI's commits are found by the log follower's poll.
       return SqliteStore.open({ path: store.path, onLogAppended: hooks.onLogAppended });
     case 'postgres':
-      throw new RevokdError('REVOKD_CONFIG_INVALID', 'store.kind postgres is not available yet');
+      // Several nodes write; each hears the others' commits through LISTEN/NOTIFY.
+      return PostgresStore.open({ url: store.url, poolSize: store.poolSize, ...hooks });
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Real-process harness for end-to-end tests: runs `revokd serve` as a child process on a free loopback port,
- * with its own SQLite file, and the CLI as a child process.
+ * and the CLI as a child process. Each takes a store location: a SQLite file path, or a `postgres://` URL
+ * (cluster mode).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -43,10 +44,17 @@ export function tempDataDir(): string {
   return mkdtempSync(join(tmpdir(), 'revokd-e2e-'));
 }
 
+/** The environment that points revokd at a store: a SQLite file path, or a `postgres://` URL. */
+export function storeEnv(location: string): NodeJS.ProcessEnv {
+  return /^postgres(ql)?:\/\//.test(location)
+    ? { REVOKD_DATABASE_URL: location }
+    : { REVOKD_DB_PATH: location };
+}
+
 export function baseEnv(dbPath: string, port: number): NodeJS.ProcessEnv {
   return {
     ...process.env,
-    REVOKD_DB_PATH: dbPath,
+    ...storeEnv(dbPath),
     REVOKD_PORT: String(port),
     REVOKD_HOST: '127.0.0.1',
     REVOKD_ISSUER: `http://127.0.0.1:${port}`,
@@ -111,7 +119,7 @@ export async function startServer(
 /** Runs the CLI against a database and returns stdout; rejects on a non-zero exit. */
 export async function cli(dbPath: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
   const { stdout } = await promisify(execFile)(process.execPath, [...NODE_ARGS, ...args], {
-    env: { ...process.env, REVOKD_DB_PATH: dbPath, REVOKD_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, ...storeEnv(dbPath), REVOKD_LOG_LEVEL: 'warn', ...env },
   });
   return stdout;
 }
@@ -139,7 +147,7 @@ export function cliResult(
       process.execPath,
       [...NODE_ARGS, ...args],
       {
-        env: { ...process.env, REVOKD_DB_PATH: dbPath, REVOKD_LOG_LEVEL: 'warn', ...env },
+        env: { ...process.env, ...storeEnv(dbPath), REVOKD_LOG_LEVEL: 'warn', ...env },
         timeout: timeoutMs,
       },
       (_error, stdout, stderr) => {
