@@ -93,6 +93,15 @@ export function buildApp(runtime: Runtime, options: AppOptions = {}): FastifyIns
     done();
   });
 
+  // Audit events written after the answer (issuance, introspection) can be lost when the store fails: say so.
+  const stopAuditLog = runtime.audit.onLoss((loss) =>
+    app.log.error({ err: loss.error, reason: loss.reason, events: loss.events }, 'audit events lost'),
+  );
+  app.addHook('onClose', (_app, done) => {
+    stopAuditLog();
+    done();
+  });
+
   discoveryRoutes(app, ctx);
   oauthRoutes(app, ctx);
   adminRoutes(app, ctx);

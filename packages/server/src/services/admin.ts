@@ -3,6 +3,7 @@ import type { Clock } from '../core/clock.ts';
 import { RevokdError } from '../core/errors.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import type { AuditQuery, AuditRecord, SessionRecord, Store } from '../store/port.ts';
+import type { AuditTrail } from './audit-trail.ts';
 import type { RevocationReason, RevocationService } from './revocation.ts';
 
 /** What an operator does: the admin API and the CLI both call these. */
@@ -11,12 +12,20 @@ export class AdminService {
   readonly #clock: Clock;
   readonly #keyring: Keyring;
   readonly #revocation: RevocationService;
+  readonly #audit: AuditTrail;
 
-  constructor(deps: { store: Store; clock: Clock; keyring: Keyring; revocation: RevocationService }) {
+  constructor(deps: {
+    store: Store;
+    clock: Clock;
+    keyring: Keyring;
+    revocation: RevocationService;
+    audit: AuditTrail;
+  }) {
     this.#store = deps.store;
     this.#clock = deps.clock;
     this.#keyring = deps.keyring;
     this.#revocation = deps.revocation;
+    this.#audit = deps.audit;
   }
 
   /** One rule rejects every token the subject holds; its sessions end, so no refresh token works either. */
@@ -78,7 +87,9 @@ export class AdminService {
     return this.#store.isSubjectSuspended(subject);
   }
 
-  readAudit(query: AuditQuery): Promise<AuditRecord[]> {
+  /** Reads the audit log, after writing the events this process has recorded so far (see AuditTrail). */
+  async readAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    await this.#audit.flush();
     return this.#store.readAudit(query);
   }
 }

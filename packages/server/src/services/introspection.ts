@@ -4,6 +4,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import { hashSecret } from '../crypto/secrets.ts';
 import type { ClientRecord, Store } from '../store/port.ts';
+import type { AuditTrail } from './audit-trail.ts';
 import { looksLikeJwt, type RevocationService, type TokenTypeHint } from './revocation.ts';
 import { ACCESS_TOKEN_TYP } from './tokens.ts';
 
@@ -35,6 +36,7 @@ export class IntrospectionService {
   readonly #keyring: Keyring;
   readonly #clock: Clock;
   readonly #revocation: RevocationService;
+  readonly #audit: AuditTrail;
 
   constructor(deps: {
     config: Config;
@@ -42,12 +44,14 @@ export class IntrospectionService {
     keyring: Keyring;
     clock: Clock;
     revocation: RevocationService;
+    audit: AuditTrail;
   }) {
     this.#config = deps.config;
     this.#store = deps.store;
     this.#keyring = deps.keyring;
     this.#clock = deps.clock;
     this.#revocation = deps.revocation;
+    this.#audit = deps.audit;
   }
 
   /**
@@ -60,7 +64,8 @@ export class IntrospectionService {
       ? ((await this.#accessToken(caller, token)) ?? (await this.#refreshToken(caller, token)))
       : ((await this.#refreshToken(caller, token)) ?? (await this.#accessToken(caller, token)));
     const result = response ?? INACTIVE;
-    await this.#store.appendAudit([
+    // Introspection changes no state, so its audit event is written after the answer (see AuditTrail).
+    this.#audit.record([
       {
         type: 'introspected',
         atMs: this.#clock.nowMs(),

@@ -8,6 +8,7 @@ import { allowRuleFor } from '../core/rule-policy.ts';
 import type { Keyring } from '../crypto/keyring.ts';
 import { deriveSuccessorToken, hashSecret, randomId, randomToken } from '../crypto/secrets.ts';
 import type { AuditEvent, ClientRecord, RotateOutcome, SessionRecord, Store } from '../store/port.ts';
+import type { AuditTrail } from './audit-trail.ts';
 import { requireGrant } from './clients.ts';
 import type { RevocationService } from './revocation.ts';
 
@@ -88,6 +89,7 @@ export class TokenService {
   readonly #keyring: Keyring;
   readonly #clock: Clock;
   readonly #revocation: RevocationService;
+  readonly #audit: AuditTrail;
   readonly #rotationPolicy: RotationPolicy;
   #rotationKey: string | undefined;
 
@@ -97,12 +99,14 @@ export class TokenService {
     keyring: Keyring;
     clock: Clock;
     revocation: RevocationService;
+    audit: AuditTrail;
   }) {
     this.#config = deps.config;
     this.#store = deps.store;
     this.#keyring = deps.keyring;
     this.#clock = deps.clock;
     this.#revocation = deps.revocation;
+    this.#audit = deps.audit;
     this.#rotationPolicy = {
       graceMs: deps.config.tokens.refreshReuseGraceSeconds * 1000,
       idleTtlMs: deps.config.tokens.refreshIdleTtlSeconds * 1000,
@@ -123,7 +127,8 @@ export class TokenService {
     const audit = [this.#issuedEvent(client, client.id, issued.jti, GRANT_TYPES.clientCredentials)];
     const allow = this.#allowRule(client, stamp);
     if (allow === undefined) {
-      await this.#store.appendAudit(audit);
+      // Issuance changes no state, so its audit event is written after the answer (see AuditTrail).
+      this.#audit.record(audit);
     } else {
       // Allowlist mode: the token is recorded durably (with its audit, in one write) before it is returned.
       const entries = await this.#store.revoke({

@@ -155,7 +155,11 @@ export function unrotatedTokens(server: TestServer, fid: string): number {
   return row!.n;
 }
 
-/** The audit events of a given type (all of them, oldest first). */
-export function auditOf(server: TestServer, type: AuditEventType) {
+/**
+ * The audit events of a given type (all of them, oldest first), once the events this server recorded after its
+ * answers (issuance, introspection) are written.
+ */
+export async function auditOf(server: TestServer, type: AuditEventType) {
+  await server.runtime.audit.flush();
   return server.runtime.store.readAudit({ type, limit: 10_000 });
 }

@@ -616,6 +616,8 @@ const ATTACKS: Attack[] = [
 
 /** What a hostile request must not have changed. */
 async function footprint(server: TestServer) {
+  // Issuance audit events are written after the answer: wait for them, so a token issued by an attack counts.
+  await server.runtime.audit.flush();
   const audit = await server.runtime.store.readAudit({ limit: 100_000 });
   return {
     rules: (await server.runtime.store.readLog(0, 100_000)).length,

@@ -3,7 +3,13 @@ import { test } from 'node:test';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';
 import { GRANT_TYPES } from '../../src/config/schema.ts';
 import { API, basicAuth, ISSUER, startTestServer, type TestServer } from '../support/harness.ts';
-import { assertOAuthError, clientCredentials, SUBJECT_TOKEN_TYPE, TOKEN_EXCHANGE } from './helpers.ts';
+import {
+  assertOAuthError,
+  auditOf,
+  clientCredentials,
+  SUBJECT_TOKEN_TYPE,
+  TOKEN_EXCHANGE,
+} from './helpers.ts';
 
 const OTHER_API = 'https://other.example.com';
 
@@ -485,7 +491,7 @@ test('issuance is recorded in the audit log without the token itself', async (t)
   const server = await startTestServer();
   t.after(() => server.close());
   const token = await clientCredentials(server);
-  const events = await server.runtime.store.readAudit({ type: 'issued', limit: 10 });
+  const events = await auditOf(server, 'issued');
   const jti = decodeJwt(token).jti;
   const event = events.find((e) => e.jti === jti);
   assert.ok(event);
