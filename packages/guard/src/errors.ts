@@ -15,6 +15,8 @@ export type GuardErrorCode =
   | 'REVOKD_GUARD_HTTP'
   /** The server answered with something the guard does not understand (bad JSON, invalid rule or frame). */
   | 'REVOKD_GUARD_PROTOCOL'
+  /** A feed transport other than the server's HTTP stream (e.g. Redis) failed: unreachable, no answer, or silent. */
+  | 'REVOKD_GUARD_FEED'
   /** The guard was closed. */
   | 'REVOKD_GUARD_CLOSED';
 

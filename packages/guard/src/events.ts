@@ -15,7 +15,8 @@ export const GUARD_CHANNEL = 'revokd:guard';
 
 export type GuardEvent =
   | { readonly type: 'snapshot'; readonly cursor: number; readonly rules: number }
-  | { readonly type: 'connected'; readonly after: number }
+  /** A feed connection opened; `feed` names the transport (`http`, `redis`). */
+  | { readonly type: 'connected'; readonly after: number; readonly feed: string }
   | { readonly type: 'live'; readonly cursor: number }
   | { readonly type: 'disconnected'; readonly cursor: number; readonly retryInMs: number }
   | { readonly type: 'reset'; readonly cursor: number; readonly reason: string }

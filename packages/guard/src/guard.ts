@@ -13,6 +13,8 @@ import {
 import { GuardError } from './errors.ts';
 import { emit } from './events.ts';
 import { backoffDelayMs, FeedFollower, type FeedState, type ReconnectOptions } from './feed/follower.ts';
+import { httpFeed } from './feed/http.ts';
+import type { FeedTransport } from './feed/transport.ts';
 import { GUARD_ID_PATTERN, parseRule } from './feed/wire.ts';
 import { bearerToken, isBearerScheme } from './http/bearer.ts';
 import { basicAuthorization, checkEndpointUrl, type FetchFunction } from './http/fetch.ts';
@@ -82,8 +84,21 @@ export interface GuardOptions {
   readonly jwksRefreshIntervalMs?: number;
   /** Backoff of reconnections to the feed. Default 250 ms doubling up to 10000 ms, with jitter. */
   readonly reconnect?: ReconnectOptions;
-  /** A feed stream silent this long is reopened, in ms. Default 20000 (the server sends heartbeats every 5 s). */
+  /**
+   * A feed silent this long (no entry, no new heartbeat) is reopened, or left for the next `feed`, in ms.
+   * Default 20000 (the server's stream sends heartbeats every 5 s at most, the Redis relay about every second).
+   */
   readonly idleTimeoutMs?: number;
+  /**
+   * How the guard follows the revocation log live (the snapshot is always loaded from the server over HTTP).
+   * Default: `httpFeed()`, the server's event stream. A list is an order of preference: the guard uses the
+   * first transport that works, falls back to the next when it fails, and while on a fallback probes the
+   * earlier ones every `feedRetryIntervalMs` to return to them. E.g. `[redisFeed({ client }), httpFeed()]`
+   * (`@revokd/guard/redis`): follow the server nodes' Redis stream, and the server itself while Redis is down.
+   */
+  readonly feed?: FeedTransport | readonly FeedTransport[];
+  /** While on a fallback feed, how often the preferred ones are probed, in ms. Default 30000. */
+  readonly feedRetryIntervalMs?: number;
   /** Timeout of metadata, JWKS and snapshot requests, in ms. Default 10000. */
   readonly requestTimeoutMs?: number;
   /** Expired rules are pruned from the index on this period, in ms. Default 60000. */
@@ -106,6 +121,8 @@ export interface GuardHealth {
   /** The id this guard reports under (option `guardId`). */
   readonly guardId: string;
   readonly state: FeedState;
+  /** The feed transport in use, or last used (`http`, `redis`): see option `feed`. */
+  readonly feed: string;
   /** Cursor of the last revocation log entry applied. */
   readonly cursor: number;
   /** Cursor of the server's last heartbeat. */
@@ -226,6 +243,8 @@ class RevokdGuard implements Guard {
     const jwksMinRefreshIntervalMs = ms('jwksMinRefreshIntervalMs', 30_000, 0, 86_400_000);
     const maxSnapshotBytes = ms('maxSnapshotBytes', 256 * 1024 * 1024, 1024, 512 * 1024 * 1024);
     const maxEventChars = ms('maxEventChars', 16 * 1024 * 1024, 1024, 256 * 1024 * 1024);
+    const feedRetryIntervalMs = ms('feedRetryIntervalMs', 30_000, 100, 86_400_000);
+    const transports = feedTransports(options.feed);
     this.#readyTimeoutMs = ms('readyTimeoutMs', 30_000, 1, 3_600_000);
     this.#reconnect = {
       initialDelayMs: integerIn(
@@ -288,6 +307,8 @@ class RevokdGuard implements Guard {
       maxSnapshotBytes,
       maxEventChars,
       guardId,
+      transports,
+      transportRetryMs: feedRetryIntervalMs,
     });
 
     this.#keysReady = new Promise<void>((resolve) => {
@@ -348,6 +369,7 @@ class RevokdGuard implements Guard {
     return {
       guardId: this.#guardId,
       state: !this.#keys.loaded && feedState !== 'stale' ? 'starting' : feedState,
+      feed: this.#follower.transport,
       cursor: this.#index.cursor,
       serverCursor: this.#follower.serverCursor,
       reportedCursor: this.#follower.reportedCursor,
@@ -464,6 +486,26 @@ function defaultGuardId(): string {
       .replace(/[^\x21-\x7E]/g, '-')
       .slice(0, 64) || 'guard';
   return `${host}:${process.pid}:${randomBytes(4).toString('hex')}`;
+}
+
+/** The `feed` option as a non-empty list of transports. */
+function feedTransports(feed: GuardOptions['feed']): readonly FeedTransport[] {
+  if (feed === undefined) return [httpFeed()];
+  const list: readonly unknown[] = Array.isArray(feed) ? feed : [feed];
+  const valid = list.every(
+    (transport) =>
+      typeof transport === 'object' &&
+      transport !== null &&
+      typeof (transport as FeedTransport).name === 'string' &&
+      typeof (transport as FeedTransport).follow === 'function',
+  );
+  if (list.length === 0 || !valid) {
+    throw new GuardError(
+      'REVOKD_GUARD_CONFIG',
+      'feed must be a feed transport (httpFeed(), redisFeed(…)) or a non-empty list of them',
+    );
+  }
+  return list as readonly FeedTransport[];
 }
 
 function requiredString(value: unknown, key: string): string {

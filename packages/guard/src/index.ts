@@ -4,7 +4,8 @@
  *
  * - {@link createGuard}: the framework-free guard (verification + revocation index + feed follower).
  * - {@link AccessTokenVerifier}, {@link KeySet}, {@link RemoteKeySet}: the RFC 9068 verifier on its own.
- * - {@link FeedFollower} and the wire formats of the revocation feed, shared with the server.
+ * - {@link FeedFollower} and the wire formats of the revocation feed, shared with the server; its live
+ *   transports: {@link httpFeed} (the default) here, `redisFeed` in `@revokd/guard/redis`.
  * - The revocation model ({@link RevocationIndex}, {@link Rule}, {@link tokenFacts}), shared with the server.
  * - {@link createBackchannelLogoutReceiver}: OpenID Connect Back-Channel Logout tokens turned into local revocations.
  */
@@ -44,6 +45,7 @@ export {
   type FeedState,
   type ReconnectOptions,
 } from './feed/follower.ts';
+export { httpFeed } from './feed/http.ts';
 export {
   encodeSseEvent,
   type SseEvent,
@@ -51,6 +53,7 @@ export {
   SseParser,
   type SseParserOptions,
 } from './feed/sse.ts';
+export type { FeedConnection, FeedEnvironment, FeedProbe, FeedTransport } from './feed/transport.ts';
 export {
   type EntriesFrame,
   encodeEntriesFrame,

@@ -1,8 +1,9 @@
-import type { LogEntry } from '@revokd/guard';
 import type { Config } from './config/schema.ts';
 import { type Clock, SystemClock } from './core/clock.ts';
 import { Keyring } from './crypto/keyring.ts';
+import { type RedisFeed, startRedisFeed } from './feed/redis-feed.ts';
 import { AdminService } from './services/admin.ts';
+import { AuditTrail } from './services/audit-trail.ts';
 import { BackchannelLogoutDispatcher } from './services/backchannel-logout.ts';
 import { ClientService } from './services/clients.ts';
 import { GuardRegistry } from './services/guard-registry.ts';
@@ -23,10 +24,14 @@ export interface Runtime {
   readonly tokens: TokenService;
   readonly introspection: IntrospectionService;
   readonly admin: AdminService;
+  /** Audit events written after the answer (issuance, introspection). */
+  readonly audit: AuditTrail;
   /** Delivers back-channel logout tokens from the outbox; undefined when not following (the CLI). */
   readonly backchannelLogout: BackchannelLogoutDispatcher | undefined;
   /** Guards connected to this process's revocation stream, and their receipts. */
   readonly guards: GuardRegistry;
+  /** The Redis fan-out, when `feed.redis` is configured (the server only, not the CLI). */
+  readonly redisFeed: RedisFeed | undefined;
   close(): Promise<void>;
 }
 
@@ -53,14 +58,16 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
   const keyring = new Keyring(store, clock, { algorithm: config.signing.algorithm, retiredPublishMs });
   revocation = new RevocationService({ config, store, clock, keyring });
   const clients = new ClientService(store);
-  const tokens = new TokenService({ config, store, keyring, clock, revocation });
-  const introspection = new IntrospectionService({ config, store, keyring, clock, revocation });
-  const admin = new AdminService({ store, clock, keyring, revocation });
+  const audit = new AuditTrail(store);
+  const tokens = new TokenService({ config, store, keyring, clock, revocation, audit });
+  const introspection = new IntrospectionService({ config, store, keyring, clock, revocation, audit });
+  const admin = new AdminService({ store, clock, keyring, revocation, audit });
   const guards = new GuardRegistry({ clock, revocation });
   const backchannelLogout = follow
     ? new BackchannelLogoutDispatcher({ config, store, keyring, clock })
     : undefined;
   const timers: NodeJS.Timeout[] = [];
+  let redisFeed: RedisFeed | undefined;
   try {
     await keyring.init(options.actor);
     await tokens.init();
@@ -78,6 +85,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
         if (entries.some((entry) => entry.rule.kind === 'global')) void keyring.reload().catch(() => {});
       });
       backchannelLogout?.start();
+      const redis = config.feed.redis;
+      if (redis) redisFeed = startRedisFeed(redis, { config, store, clock, revocation });
     }
   } catch (error) {
     await store.close();
@@ -93,13 +102,17 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     tokens,
     introspection,
     admin,
+    audit,
     guards,
+    redisFeed,
     backchannelLogout,
     async close() {
       guards.close();
       for (const timer of timers) clearInterval(timer);
       revocation.stop();
+      await redisFeed?.close();
       await backchannelLogout?.stop();
+      await audit.close();
       await store.close();
     },
   };

@@ -1,19 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GuardError } from '../errors.ts';
 import { emit } from '../events.ts';
-import { describe, type FetchFunction, fetchJson, statusError } from '../http/fetch.ts';
+import { describe, type FetchFunction, fetchJson } from '../http/fetch.ts';
 import type { RevocationIndex } from '../model/revocation-index.ts';
-import { type SseEvent, SseLimitError, SseParser } from './sse.ts';
-import {
-  FEED_PATHS,
-  HEARTBEAT_MS,
-  parseEntriesFrame,
-  parseHeartbeatFrame,
-  parseResetFrame,
-  parseSnapshot,
-  type ReceiptBody,
-  STREAM_EVENTS,
-} from './wire.ts';
+import type { LogEntry } from '../model/rule.ts';
+import { httpFeed } from './http.ts';
+import type { FeedConnection, FeedEnvironment, FeedTransport } from './transport.ts';
+import { FEED_PATHS, HEARTBEAT_MS, type HeartbeatFrame, parseSnapshot, type ReceiptBody } from './wire.ts';
 
 /** A caught-up guard still reports its cursor this often (on a heartbeat), so the server sees it alive, in ms. */
 const RECEIPT_REFRESH_MS = 5000;
@@ -62,14 +55,24 @@ export interface FeedFollowerOptions {
    * (anonymous stream, no receipts). Must match {@link GUARD_ID_PATTERN}.
    */
   readonly guardId?: string;
+  /**
+   * Live transports, most preferred first. The follower uses the first; when one fails it falls back to the
+   * next at once, and probes the earlier ones every `transportRetryMs` to return to them. Default: the
+   * server's event stream only (`[httpFeed()]`).
+   */
+  readonly transports?: readonly FeedTransport[];
+  /** While on a fallback transport, how often the preferred ones are probed, in milliseconds. Default 30000. */
+  readonly transportRetryMs?: number;
 }
 
 /**
- * Keeps a {@link RevocationIndex} equal to the server's revocation log over HTTP: loads a snapshot, then
- * follows the event stream from the snapshot's cursor. After a disconnect it resumes from its cursor after an
- * exponential backoff with jitter; when the server answers `reset` (it does not know the cursor: its log was
- * replaced) it reloads the snapshot. It never skips an entry: the stream resumes exactly after the last
- * applied cursor, and an invalid frame drops the connection rather than the frame.
+ * Keeps a {@link RevocationIndex} equal to the server's revocation log: loads a snapshot over HTTP, then
+ * follows the log live from the snapshot's cursor through a {@link FeedTransport} (the server's event stream
+ * by default). After a disconnect it resumes from its cursor after an exponential backoff with jitter, or falls
+ * back to the next transport; when the feed asks for a `reset` (it cannot continue the cursor: the log was
+ * replaced, or the entries the guard needs are gone from it) it reloads the snapshot. It never skips an entry:
+ * every connection resumes exactly after the last applied cursor, and an invalid frame drops the connection
+ * rather than the frame.
  */
 export class FeedFollower {
   readonly #options: FeedFollowerOptions;
@@ -78,6 +81,9 @@ export class FeedFollower {
   readonly #random: () => number;
   readonly #initialDelayMs: number;
   readonly #maxDelayMs: number;
+  readonly #transports: readonly FeedTransport[];
+  readonly #transportRetryMs: number;
+  readonly #environment: FeedEnvironment;
   #loop: Promise<void> | undefined;
   #needSnapshot = true;
   #lastConfirmedMs: number | undefined;
@@ -98,9 +104,20 @@ export class FeedFollower {
   readonly #heartbeatMs: number;
   #reportedCursor: number | undefined;
   #lastReportMs: number | undefined;
+  /** When the server last refused a receipt as `404` (it does not know this guard's connection), local ms. */
+  #receiptRefusedMs: number | undefined;
   #receiptDue = false;
   #receiptSending = false;
   #receipts: Promise<void> | undefined;
+  /** Index of the transport in use, in {@link FeedFollowerOptions.transports}. */
+  #current = 0;
+  /** The open connection, aborted to end it (reset, switch back to a preferred transport). */
+  #connection: AbortController | undefined;
+  /** A probe found a preferred transport working again: reconnect at once, on it. */
+  #switchRequested = false;
+  /** Cuts a backoff short (a switch back to a preferred transport). */
+  #wake: AbortController | undefined;
+  #probing: Promise<void> | undefined;
 
   constructor(options: FeedFollowerOptions) {
     this.#options = options;
@@ -108,10 +125,21 @@ export class FeedFollower {
     this.#random = options.random ?? Math.random;
     this.#initialDelayMs = options.reconnect?.initialDelayMs ?? 250;
     this.#maxDelayMs = options.reconnect?.maxDelayMs ?? 10_000;
+    this.#transports = options.transports?.length ? [...options.transports] : [httpFeed()];
+    this.#transportRetryMs = options.transportRetryMs ?? 30_000;
     this.#heartbeatMs = Math.min(
       HEARTBEAT_MS.default,
       Math.max(HEARTBEAT_MS.min, Math.floor(options.maxStalenessMs / 4)),
     );
+    this.#environment = Object.freeze({
+      serverUrl: options.serverUrl,
+      authorization: options.authorization,
+      fetch: options.fetch,
+      guardId: options.guardId,
+      heartbeatMs: this.#heartbeatMs,
+      idleTimeoutMs: options.idleTimeoutMs,
+      maxEventChars: options.maxEventChars,
+    });
     this.#ready = new Promise<void>((resolve, reject) => {
       this.#settleReady = (error) => {
         this.#settleReady = undefined;
@@ -159,9 +187,14 @@ export class FeedFollower {
     return this.#reportedCursor;
   }
 
-  /** How many times the stream was reopened after a failure or a reset. */
+  /** How many times the stream was reopened after a failure, a reset or a change of transport. */
   get reconnects(): number {
     return this.#reconnects;
+  }
+
+  /** The name of the transport in use (or last used), e.g. `http` or `redis`. */
+  get transport(): string {
+    return this.#transports[this.#current]!.name;
   }
 
   /** True when freshness was confirmed within `maxStalenessMs` of `nowMs`. */
@@ -186,7 +219,7 @@ export class FeedFollower {
   async close(): Promise<void> {
     this.#closing.abort();
     this.#settleReady?.(new GuardError('REVOKD_GUARD_CLOSED', 'the guard was closed'));
-    await Promise.all([this.#loop, this.#receipts]);
+    await Promise.all([this.#loop, this.#receipts, this.#probing]);
   }
 
   async #run(): Promise<void> {
@@ -194,33 +227,93 @@ export class FeedFollower {
     const signal = this.#closing.signal;
     while (!signal.aborted) {
       let during: 'snapshot' | 'stream' = 'snapshot';
+      let failed = false;
+      let used = this.#current;
       try {
         if (this.#needSnapshot) await this.#loadSnapshot();
         during = 'stream';
-        await this.#follow();
+        // A switch requested before this point is already in `#current`.
+        this.#switchRequested = false;
+        used = this.#current;
+        await this.#follow(this.#transports[used]!);
       } catch (error) {
         if (signal.aborted) break;
         this.#fail(error instanceof GuardError ? error : toGuardError(error), during);
+        failed = true;
       }
       if (signal.aborted) break;
       if (this.#wasLive) attempt = 0;
       this.#wasLive = false;
-      // The first reset after a live connection reloads at once; repeated ones back off like failures.
-      const delayMs =
-        this.#resetRequested && attempt === 0
-          ? 0
-          : backoffDelayMs(attempt, this.#initialDelayMs, this.#maxDelayMs, this.#random);
-      attempt += 1;
+      let delayMs: number;
+      if (this.#switchRequested) {
+        // A probe found a preferred transport working again.
+        delayMs = 0;
+      } else if (
+        failed &&
+        during === 'stream' &&
+        this.#current === used &&
+        used + 1 < this.#transports.length
+      ) {
+        // The live transport failed: fall back at once, and probe the preferred ones from now on.
+        this.#current = used + 1;
+        this.#probing ??= this.#probePreferred();
+        delayMs = 0;
+      } else {
+        // The first reset after a live connection reloads at once; repeated ones back off like failures.
+        delayMs =
+          this.#resetRequested && attempt === 0
+            ? 0
+            : backoffDelayMs(attempt, this.#initialDelayMs, this.#maxDelayMs, this.#random);
+        attempt += 1;
+      }
+      this.#switchRequested = false;
       this.#resetRequested = false;
       this.#reconnects += 1;
       emit(() => ({ type: 'disconnected', cursor: this.#index.cursor, retryInMs: delayMs }));
       if (delayMs > 0) {
+        const wake = new AbortController();
+        this.#wake = wake;
         try {
-          await sleep(delayMs, undefined, { signal });
+          await sleep(delayMs, undefined, { signal: AbortSignal.any([signal, wake.signal]) });
         } catch {
-          break;
+          if (signal.aborted) break;
+        } finally {
+          this.#wake = undefined;
         }
       }
+    }
+  }
+
+  /**
+   * While the follower runs on a fallback transport, probes the preferred ones (those before it) every
+   * `transportRetryMs` and switches back to the first that answers; ends once back on the first transport.
+   */
+  async #probePreferred(): Promise<void> {
+    const signal = this.#closing.signal;
+    try {
+      while (this.#current > 0 && !signal.aborted) {
+        await sleep(this.#transportRetryMs, undefined, { signal });
+        for (let candidate = 0; candidate < this.#current; candidate++) {
+          const transport = this.#transports[candidate]!;
+          const works =
+            transport.probe === undefined ||
+            (await Promise.resolve()
+              .then(() => transport.probe?.({ ...this.#environment, after: this.#index.cursor, signal }))
+              .catch(() => false)) === true;
+          if (signal.aborted) return;
+          if (works && candidate < this.#current) {
+            this.#current = candidate;
+            this.#switchRequested = true;
+            this.#connection?.abort();
+            this.#wake?.abort();
+            break;
+          }
+        }
+      }
+    } catch {
+      // Closed while sleeping.
+    } finally {
+      this.#probing = undefined;
     }
   }
 
@@ -251,134 +344,95 @@ export class FeedFollower {
     emit(() => ({ type: 'snapshot', cursor: snapshot.cursor, rules: snapshot.rules.length }));
   }
 
-  async #follow(): Promise<void> {
+  /** Follows the log through one connection of `transport`, until it fails, resets, or is switched away from. */
+  async #follow(transport: FeedTransport): Promise<void> {
     const after = this.#index.cursor;
-    const connection = new AbortController();
-    const signal = AbortSignal.any([this.#closing.signal, connection.signal]);
-    let idle = false;
-    const watchdog = setTimeout(() => {
-      idle = true;
-      connection.abort();
-    }, this.#options.idleTimeoutMs);
-    const query = new URLSearchParams({ after: String(after), heartbeat_ms: String(this.#heartbeatMs) });
-    if (this.#options.guardId !== undefined) query.set('guard_id', this.#options.guardId);
-    const url = `${this.#url(FEED_PATHS.stream)}?${query}`;
+    const ended = new AbortController();
+    this.#connection = ended;
+    const signal = AbortSignal.any([this.#closing.signal, ended.signal]);
+    const connection: FeedConnection = {
+      ...this.#environment,
+      after,
+      signal,
+      connected: () => {
+        if (signal.aborted) return;
+        this.#connected = true;
+        // A new connection is a new registration on the server: report on its first heartbeat.
+        this.#lastReportMs = undefined;
+        this.#receiptRefusedMs = undefined;
+        emit(() => ({ type: 'connected', after, feed: transport.name }));
+      },
+      entries: (entries) => {
+        if (!signal.aborted) this.#onEntries(entries);
+      },
+      heartbeat: (frame) => {
+        if (!signal.aborted) this.#onHeartbeat(frame, ended);
+      },
+      reset: (reason, cursor) => {
+        if (signal.aborted) return;
+        this.#requestSnapshot(reason, cursor);
+        ended.abort();
+      },
+    };
     try {
-      let response: Response;
-      try {
-        response = await this.#options.fetch(url, {
-          headers: {
-            accept: 'text/event-stream',
-            authorization: this.#options.authorization,
-            'cache-control': 'no-store',
-          },
-          signal,
-          redirect: 'error',
-        });
-      } catch (cause) {
-        throw new GuardError('REVOKD_GUARD_HTTP', `GET ${url} failed: ${describe(cause)}`, { cause });
+      await transport.follow(connection);
+      if (!signal.aborted) {
+        throw new GuardError('REVOKD_GUARD_FEED', `the ${transport.name} feed ended without a reason`);
       }
-      if (!response.ok || !response.body) {
-        await response.body?.cancel().catch(() => {});
-        throw statusError(url, response.status);
-      }
-      if (!(response.headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream')) {
-        await response.body.cancel().catch(() => {});
-        throw new GuardError('REVOKD_GUARD_PROTOCOL', `GET ${url}: not an event stream`);
-      }
-      this.#connected = true;
-      // A new stream is a new registration on the server: report on its first heartbeat.
-      this.#lastReportMs = undefined;
-      emit(() => ({ type: 'connected', after }));
-      const parser = new SseParser({
-        onEvent: (event) => this.#onEvent(event),
-        maxEventChars: this.#options.maxEventChars,
-      });
-      const decoder = new TextDecoder();
-      try {
-        for await (const chunk of response.body) {
-          watchdog.refresh();
-          parser.push(decoder.decode(chunk, { stream: true }));
-          if (this.#needSnapshot) break;
-        }
-      } catch (cause) {
-        if (cause instanceof GuardError) throw cause;
-        if (cause instanceof SseLimitError) throw new GuardError('REVOKD_GUARD_PROTOCOL', cause.message);
-        if (idle)
-          throw new GuardError(
-            'REVOKD_GUARD_HTTP',
-            `GET ${url}: no data for ${this.#options.idleTimeoutMs} ms`,
-          );
-        throw new GuardError('REVOKD_GUARD_HTTP', `GET ${url}: stream failed: ${describe(cause)}`, { cause });
-      } finally {
-        parser.end();
-      }
-      if (!this.#needSnapshot && !this.#closing.signal.aborted) {
-        throw new GuardError('REVOKD_GUARD_HTTP', `GET ${url}: the server ended the stream`);
-      }
+    } catch (error) {
+      // A connection ended on purpose (reset, switch, close) does not count as a failure.
+      if (!signal.aborted) throw error;
     } finally {
-      clearTimeout(watchdog);
-      connection.abort();
+      ended.abort();
+      this.#connection = undefined;
       this.#connected = false;
       this.#live = false;
     }
   }
 
-  #onEvent(event: SseEvent): void {
-    switch (event.type) {
-      case STREAM_EVENTS.entries: {
-        const entries = parseEntriesFrame(event.data);
-        if (entries === undefined) throw new GuardError('REVOKD_GUARD_PROTOCOL', 'invalid entries frame');
-        const before = this.#index.cursor;
-        this.#index.apply(entries);
-        if (this.#index.cursor !== before) this.#report();
-        return;
+  #onEntries(entries: readonly LogEntry[]): void {
+    const before = this.#index.cursor;
+    this.#index.apply(entries);
+    if (this.#index.cursor !== before) this.#report();
+  }
+
+  #onHeartbeat(heartbeat: HeartbeatFrame, connection: AbortController): void {
+    if (heartbeat.cursor < this.#index.cursor) {
+      // The server claims less than we hold: its log is not the one we followed.
+      this.#requestSnapshot('heartbeat_behind', heartbeat.cursor);
+      connection.abort();
+      return;
+    }
+    const nowMs = this.#options.now();
+    this.#serverCursor = heartbeat.cursor;
+    this.#clockOffsetMs = heartbeat.serverTimeMs - nowMs;
+    this.#lastConfirmedMs = nowMs;
+    // A server that does not know this guard's connection is asked again only every RECEIPT_REFRESH_MS.
+    const refusedRecently =
+      this.#receiptRefusedMs !== undefined && nowMs - this.#receiptRefusedMs < RECEIPT_REFRESH_MS;
+    if (
+      !refusedRecently &&
+      (this.#reportedCursor !== this.#index.cursor ||
+        this.#lastReportMs === undefined ||
+        nowMs - this.#lastReportMs >= RECEIPT_REFRESH_MS)
+    ) {
+      this.#report();
+    }
+    if (!this.#live) {
+      this.#live = true;
+      this.#wasLive = true;
+      emit(() => ({ type: 'live', cursor: this.#index.cursor }));
+      if (!this.#everLive) {
+        this.#everLive = true;
+        this.#settleReady?.();
       }
-      case STREAM_EVENTS.heartbeat: {
-        const heartbeat = parseHeartbeatFrame(event.data);
-        if (heartbeat === undefined) throw new GuardError('REVOKD_GUARD_PROTOCOL', 'invalid heartbeat frame');
-        if (heartbeat.cursor < this.#index.cursor) {
-          // The server claims less than we hold: its log is not the one we followed.
-          this.#requestSnapshot('heartbeat_behind', heartbeat.cursor);
-          return;
-        }
-        const nowMs = this.#options.now();
-        this.#serverCursor = heartbeat.cursor;
-        this.#clockOffsetMs = heartbeat.serverTimeMs - nowMs;
-        this.#lastConfirmedMs = nowMs;
-        if (
-          this.#reportedCursor !== this.#index.cursor ||
-          this.#lastReportMs === undefined ||
-          nowMs - this.#lastReportMs >= RECEIPT_REFRESH_MS
-        ) {
-          this.#report();
-        }
-        if (!this.#live) {
-          this.#live = true;
-          this.#wasLive = true;
-          emit(() => ({ type: 'live', cursor: this.#index.cursor }));
-          if (!this.#everLive) {
-            this.#everLive = true;
-            this.#settleReady?.();
-          }
-        }
-        return;
-      }
-      case STREAM_EVENTS.reset: {
-        const reset = parseResetFrame(event.data);
-        this.#requestSnapshot(reset?.reason ?? 'reset', reset?.cursor ?? 0);
-        return;
-      }
-      default:
-        // Unknown event types are ignored, so the server can add new ones.
-        return;
     }
   }
 
   /**
    * Schedules a receipt of the applied cursor. Never blocks the caller: one request is in flight at a time,
    * frames applied meanwhile are covered by the next one, and a failed receipt is not retried until the next
-   * batch or heartbeat.
+   * batch or heartbeat (a receipt refused as unknown, on heartbeats, not before `RECEIPT_REFRESH_MS`).
    */
   #report(): void {
     if (this.#options.guardId === undefined || this.#closing.signal.aborted) return;
@@ -415,6 +469,8 @@ export class FeedFollower {
         redirect: 'error',
       });
       await response.body?.cancel().catch(() => {});
+      // 404: the server has no connection of this guard (it follows another transport, e.g. Redis).
+      this.#receiptRefusedMs = response.status === 404 ? this.#options.now() : undefined;
       if (!response.ok) return false;
       this.#reportedCursor = cursor;
       this.#lastReportMs = this.#options.now();

@@ -63,6 +63,23 @@ export class Metrics {
         this.set(runtime.guards.maxLag().ms / 1000);
       },
     });
+    new Counter({
+      name: 'revokd_audit_events_lost_total',
+      help: 'Audit events recorded after the answer (issuance, introspection) that could not be written.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(runtime.audit.stats.lost);
+      },
+    });
+    new Gauge({
+      name: 'revokd_audit_events_pending',
+      help: 'Audit events recorded after the answer and not yet committed.',
+      registers,
+      collect() {
+        this.set(runtime.audit.stats.pending);
+      },
+    });
     new Gauge({
       name: 'revokd_revocation_log_cursor',
       help: 'Cursor of the last log entry this process has applied.',
@@ -71,6 +88,34 @@ export class Metrics {
         this.set(runtime.revocation.index.cursor);
       },
     });
+    const relay = runtime.redisFeed?.relay;
+    if (relay) {
+      // Counters read from the relay's own tallies at scrape time (prom-client counters cannot be set, gauges can).
+      new Gauge({
+        name: 'revokd_redis_relay_entries_added',
+        help: 'Log entries this node added to the Redis feed stream (entries another node added first are not counted).',
+        registers,
+        collect() {
+          this.set(relay.stats.entriesAdded);
+        },
+      });
+      new Gauge({
+        name: 'revokd_redis_relay_errors',
+        help: 'Failed Redis commands (or log reads) of this node’s relay since it started.',
+        registers,
+        collect() {
+          this.set(relay.stats.errors);
+        },
+      });
+      new Gauge({
+        name: 'revokd_redis_relay_failing',
+        help: '1 while the last attempt to publish to Redis failed (the relay catches up from the log once Redis answers).',
+        registers,
+        collect() {
+          this.set(relay.stats.failing ? 1 : 0);
+        },
+      });
+    }
   }
 
   observeRequest(route: string, method: string, status: number, elapsedMs: number): void {

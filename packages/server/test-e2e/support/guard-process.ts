@@ -8,18 +8,24 @@
  *
  * Configured by environment: `GUARD_ISSUER`, `GUARD_SERVER_URL` (default the issuer), `GUARD_CLIENT_ID`,
  * `GUARD_CLIENT_SECRET`, `GUARD_ID`, `GUARD_AUDIENCE` (default `https://api.example.com`),
- * `GUARD_MAX_STALENESS_MS` (default 1500), `GUARD_STALE_POLICY` (`reject`, the default, or `accept`).
+ * `GUARD_MAX_STALENESS_MS` (default 1500), `GUARD_STALE_POLICY` (`reject`, the default, or `accept`), and
+ * `GUARD_REDIS_URL` or `GUARD_REDIS_CLUSTER_NODES` (`host:port,...`): follow the Redis stream, falling back to the
+ * server's HTTP stream while Redis is unreachable.
  * Prints one JSON line `{ "port", "guardId" }` on stdout once the guard is ready and the port listens.
  */
 import { subscribe } from 'node:diagnostics_channel';
 import { createServer } from 'node:http';
 import {
   createGuard,
+  type FeedTransport,
   GUARD_CHANNEL,
   type GuardDecision,
   type GuardEvent,
+  httpFeed,
   type StalePolicy,
 } from '@revokd/guard';
+import { redisFeed } from '@revokd/guard/redis';
+import { Cluster, Redis } from 'ioredis';
 
 function env(name: string, fallback?: string): string {
   const value = process.env[name] ?? fallback;
@@ -37,6 +43,23 @@ subscribe(GUARD_CHANNEL, (message) => {
 });
 
 const issuer = env('GUARD_ISSUER');
+
+function feeds(): FeedTransport[] {
+  const url = process.env.GUARD_REDIS_URL;
+  const clusterNodes = process.env.GUARD_REDIS_CLUSTER_NODES;
+  if (url === undefined && clusterNodes === undefined) return [httpFeed()];
+  const client =
+    clusterNodes !== undefined
+      ? new Cluster(
+          clusterNodes.split(',').map((node) => {
+            const [host, port] = node.split(':');
+            return { host: host ?? '127.0.0.1', port: Number(port) };
+          }),
+        )
+      : new Redis(url ?? '', { maxRetriesPerRequest: 1 });
+  client.on('error', () => {});
+  return [redisFeed({ client }), httpFeed()];
+}
 const guard = createGuard({
   issuer,
   serverUrl: env('GUARD_SERVER_URL', issuer),
@@ -47,6 +70,8 @@ const guard = createGuard({
   maxStalenessMs: Number(env('GUARD_MAX_STALENESS_MS', '1500')),
   stalePolicy: env('GUARD_STALE_POLICY', 'reject') as StalePolicy,
   reconnect: { initialDelayMs: 50, maxDelayMs: 300 },
+  feed: feeds(),
+  feedRetryIntervalMs: 2000,
   readyTimeoutMs: 15_000,
 });
 

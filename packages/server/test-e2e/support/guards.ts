@@ -13,8 +13,11 @@ export interface GuardHealth {
   state: string;
   cursor: number;
   activeRules: number;
+  /** The feed transport in use (`http`, `redis`). */
+  feed?: string;
   reportedCursor?: number;
   reconnects: number;
+  lastError?: { code: string; message: string };
   events: { snapshot: number; reset: number; resumedFrom: number[] };
 }
 
