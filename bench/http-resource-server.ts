@@ -8,27 +8,30 @@
  * - guard, cold: another such guard; every request carries a token it has not seen for ≥ 3× its verified-token
  *   cache (a pool cycled per route), so every check verifies a signature;
  * - jose.jwtVerify: verification only, with an imported key, checking `iss`, `aud` and `typ` (cold tokens);
- * - verify + Redis: jose, then `EXISTS revoked:<jti>` per request (the jwt-redis pattern), only when
- *   `redis-server` is installed;
+ * - verify + Redis: jose, then `EXISTS revoked:<jti>` per request in a throwaway `redis-server` (the jwt-redis
+ *   pattern, ioredis client), failing closed (503) when Redis does not answer; reported as not run, with what to
+ *   install, when `redis-server` is missing;
  * - verify + introspection: jose, then an RFC 7662 `POST /introspect` per request to the revokd server.
  *
  * The revokd server (real runtime, SQLite in a temporary folder, loopback port) runs in this process and signs
  * nothing: the tokens are minted up front with its active key (`node:crypto`). Then each dependency is stopped
- * halfway through a short run (the revokd server, cut behind a TCP proxy; Redis, killed) to show what each
- * variant answers without it.
+ * halfway through a short run (the revokd server, cut behind a TCP proxy; Redis, killed with SIGKILL) to show
+ * what each variant answers without it.
  *
  * Targets (issue 4): guard warm ≥ 0.8 × no auth; guard cold ≥ 1.0 × jose.jwtVerify.
  * Reproduce: `npm run bench -- http-resource-server` (`--quick`, `--smoke`).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { importJWK, type JWK, jwtVerify } from 'jose';
+import { Redis } from 'ioredis';
+import { decodeJwt, importJWK, type JWK, jwtVerify } from 'jose';
 import { fastifyGuard } from '../packages/guard/src/adapters/fastify.ts';
 import { createGuard, type Guard } from '../packages/guard/src/guard.ts';
 import { parseConfig } from '../packages/server/src/config/load.ts';
@@ -36,7 +39,9 @@ import { GRANT_TYPES } from '../packages/server/src/config/schema.ts';
 import { buildApp } from '../packages/server/src/http/app.ts';
 import { createRuntime } from '../packages/server/src/runtime.ts';
 import { CuttableProxy } from '../packages/server/test/support/cuttable-proxy.ts';
+import type { RedisServer } from '../packages/server/test/support/redis.ts';
 import { judge } from './lib/report.ts';
+import { isMissing, redisOrMissing } from './lib/services.ts';
 import { summarize } from './lib/stats.ts';
 import { AUDIENCE, ISSUER, mintTokens, type SigningKey } from './lib/tokens.ts';
 import type { BenchOptions, BenchResult, Row } from './lib/types.ts';
@@ -50,7 +55,8 @@ const CONNECTIONS = 8;
 const WARM_TOKENS = 100;
 /** The guard's default `verifiedCacheSize`: the cold pool is larger, so a token is evicted before it returns. */
 const VERIFIED_CACHE = 10_000;
-const REDIS_SKIPPED = 'skipped: redis-server not installed (apt-get install redis-server)';
+/** Redis keys of the verify + Redis variant: one per revoked token. */
+const REVOKED_PREFIX = 'revoked:';
 
 type TokenKind = 'warm' | 'cold';
 interface Variant {
@@ -98,7 +104,7 @@ interface ServerInit {
   readonly clientId: string;
   readonly clientSecret: string;
   readonly jwk: JWK;
-  readonly redisPort: number | undefined;
+  readonly redisUrl: string | undefined;
 }
 
 export async function run({ mode, progress }: BenchOptions): Promise<BenchResult> {
@@ -108,7 +114,6 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
   const outageSeconds = byMode(mode, { full: 3, quick: 1.6, smoke: 0.2 });
   const coldPool = byMode(mode, { full: 4 * VERIFIED_CACHE, quick: 3 * VERIFIED_CACHE, smoke: 200 });
   const pinned = canPin();
-  const redisServer = which('redis-server');
 
   const dir = mkdtempSync(join(tmpdir(), 'revokd-bench-http-'));
   const children: ChildProcess[] = [];
@@ -147,15 +152,15 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
     const tokensFile = join(dir, 'tokens.json');
     writeFileSync(tokensFile, JSON.stringify(mintTokens(key, WARM_TOKENS + coldPool)));
 
-    let redis: ChildProcess | undefined;
-    let redisPort: number | undefined;
-    if (redisServer !== undefined) {
-      redisPort = 20_000 + Math.floor(Math.random() * 20_000);
-      redis = spawn(redisServer, ['--port', String(redisPort), '--save', '', '--appendonly', 'no'], {
-        stdio: 'ignore',
-      });
-      children.push(redis);
-      await waitForPort(redisPort);
+    progress.step('starting redis-server (verify + Redis)');
+    const redisOrWhy = await redisOrMissing();
+    let redis: RedisServer | undefined;
+    const redisMissing = isMissing(redisOrWhy) ? `not run: ${redisOrWhy.missing}` : undefined;
+    if (redisMissing !== undefined) progress.step(`verify + Redis ${redisMissing}`);
+    else {
+      redis = redisOrWhy as RedisServer;
+      const stopRedis = redis;
+      cleanups.push(() => stopRedis.stop());
     }
 
     progress.step(`starting the resource server (${pinned ? 'taskset -c 1' : 'unpinned'}) and autocannon`);
@@ -170,7 +175,7 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
       clientId,
       clientSecret,
       jwk: key.jwk,
-      redisPort,
+      redisUrl: redis?.url,
     };
     const [{ port }] = await Promise.all([
       ask<{ port: number }>(server, init),
@@ -191,7 +196,12 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
       return { ...result, serverCpuMicros: (await serverCpu()).micros - cpuBefore.micros };
     };
 
-    const variants = [NO_AUTH, WARM, COLD, JOSE, ...(redisPort === undefined ? [] : [REDIS]), INTROSPECT];
+    if (redis !== undefined) {
+      progress.step('checking that verify + Redis rejects a token revoked in Redis');
+      await checkRedisLookup(base, redis.url, key, readFileSync(tokensFile, 'utf8'));
+    }
+
+    const variants = [NO_AUTH, WARM, COLD, JOSE, ...(redis === undefined ? [] : [REDIS]), INTROSPECT];
     const rates = new Map<string, number[]>(variants.map((v) => [v.subject, []]));
     const p50s = new Map<string, number[]>(variants.map((v) => [v.subject, []]));
     const p99s = new Map<string, number[]>(variants.map((v) => [v.subject, []]));
@@ -200,6 +210,9 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
     const cpuPerRequest = new Map<string, number[]>(variants.map((v) => [v.subject, []]));
     const busy = new Map<string, number[]>(variants.map((v) => [v.subject, []]));
     const capacityRatios = new Map<string, number[]>(variants.map((v) => [v.subject, []]));
+    /** Per round: verify + Redis ÷ jose.jwtVerify, and guard cold ÷ verify + Redis (req/s). */
+    const redisToJose: number[] = [];
+    const coldToRedis: number[] = [];
     const total = warmup + samples;
     for (let round = 0; round < total; round++) {
       const inRound = new Map<string, LoadResult & { serverCpuMicros: number }>();
@@ -216,6 +229,10 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
       progress.step(`round ${round + 1}/${total}`);
       if (round < warmup) continue;
       const rate = (subject: string) => inRound.get(subject)!.ok / inRound.get(subject)!.seconds;
+      if (inRound.has(REDIS.subject)) {
+        redisToJose.push(rate(REDIS.subject) / rate(JOSE.subject));
+        coldToRedis.push(rate(COLD.subject) / rate(REDIS.subject));
+      }
       for (const [subject, result] of inRound) {
         rates.get(subject)!.push(rate(subject));
         p50s.get(subject)!.push(result.p50);
@@ -248,11 +265,9 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
     await proxy.start();
     if (redis !== undefined) {
       const stopped = redis;
-      await outage(REDIS, 'Redis', async () => {
-        stopped.kill('SIGKILL');
-      });
+      await outage(REDIS, 'Redis', () => stopped.kill());
     } else {
-      outages.push(`${REDIS.subject}: ${REDIS_SKIPPED}.`);
+      outages.push(`${REDIS.subject}: ${redisMissing}.`);
     }
 
     const group = `GET, ${CONNECTIONS} connections · req/s`;
@@ -260,7 +275,7 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
     for (const variant of [NO_AUTH, WARM, COLD, JOSE, REDIS, INTROSPECT]) {
       const values = rates.get(variant.subject);
       if (values === undefined) {
-        rows.push({ group, subject: variant.subject, unit: 'ops/s', value: undefined, note: REDIS_SKIPPED });
+        rows.push({ group, subject: variant.subject, unit: 'ops/s', value: undefined, note: redisMissing! });
         continue;
       }
       const ratio = summarize(ratios.get(variant.subject)!);
@@ -331,6 +346,14 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
           '"server capacity" rows (what one core would serve at that CPU cost) then compare the variants ' +
           'better than req/s. The targets are judged on req/s, as issue 4 states them. The guard verifies with synchronous `crypto.verify`; jose awaits ' +
           'WebCrypto (the libuv thread pool and back) per token (its thread pool is pinned to the same core when the server is).',
+        redisMissing !== undefined
+          ? `verify + Redis: ${redisMissing}.`
+          : 'verify + Redis: jose.jwtVerify, then `EXISTS revoked:<jti>` in a local redis-server (no persistence, ' +
+            'unpinned: it shares the cores with the rest; one revoked key in it, a lookup costs the same at any size) ' +
+            "through one ioredis connection, the concurrent requests' commands in flight together; any Redis error or a command unanswered for 1 s answers 503 (fails closed: a " +
+            'revocation check that cannot run does not let the token through). Checked before the run: a token ' +
+            `whose jti is in Redis gets 401. Within each round: verify + Redis ÷ jose.jwtVerify ${ratioText(redisToJose)}, ` +
+            `guard cold ÷ verify + Redis ${ratioText(coldToRedis)} (req/s, median and min – max over the rounds).`,
         'verify + introspection waits for the revokd server in the parent process (its introspection verifies the ' +
           'token with jose and writes an audit event per call, group-committed to SQLite) and shares CPU 0 with the ' +
           'load generator: its rate is bounded by that round trip, not by the resource server.',
@@ -348,6 +371,13 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
     for (const cleanup of cleanups.reverse()) await cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** `0.91× (0.85× – 0.97×)`: median and min – max of per-round ratios. */
+function ratioText(ratios: readonly number[]): string {
+  if (ratios.length === 0) return 'n/a';
+  const { median, min, max } = summarize(ratios);
+  return `${median.toFixed(2)}× (${min.toFixed(2)}× – ${max.toFixed(2)}×)`;
 }
 
 function describeTally(t: Tally): string {
@@ -388,26 +418,32 @@ function canPin(): boolean {
   return spawnSync('taskset', ['-c', '1', 'true'], { stdio: 'ignore' }).status === 0;
 }
 
-function which(command: string): string | undefined {
-  const found = spawnSync('which', [command], { encoding: 'utf8' });
-  return found.status === 0 && found.stdout.trim() ? found.stdout.trim() : undefined;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  const { connect } = await import('node:net');
-  const deadline = Date.now() + 5000;
-  while (Date.now() < deadline) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (up) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
+/**
+ * Proves the verify + Redis route looks its token up: a token whose jti is marked revoked in Redis is refused
+ * (401), another one passes (200). Run once before the measurements.
+ */
+async function checkRedisLookup(
+  base: string,
+  redisUrl: string,
+  key: SigningKey,
+  tokensJson: string,
+): Promise<void> {
+  const [revoked] = mintTokens(key, 1);
+  const live = (JSON.parse(tokensJson) as string[])[0]!;
+  const client = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    await client.set(`${REVOKED_PREFIX}${String(decodeJwt(revoked!).jti)}`, '1', 'EX', 3600);
+  } finally {
+    client.disconnect();
   }
-  throw new Error(`nothing listens on port ${port}`);
+  const status = async (token: string) =>
+    (await fetch(`${base}${REDIS.path}`, { headers: { authorization: `Bearer ${token}` } })).status;
+  const [refused, accepted] = [await status(revoked!), await status(live)];
+  if (refused !== 401 || accepted !== 200) {
+    throw new Error(
+      `verify + Redis: a revoked token got ${refused} (expected 401), a live one ${accepted} (expected 200)`,
+    );
+  }
 }
 
 /** This file in a child process, in `role`, pinned to `cpu` with taskset when given. Talks over IPC. */
@@ -506,22 +542,21 @@ async function serverRole(init: ServerInit): Promise<number> {
   });
   app.get('/introspect', introspect(init.serverUrl));
   app.get('/outage/introspect', introspect(init.proxyUrl));
-  if (init.redisPort !== undefined) {
-    // Only loaded when redis-server is installed; a devDependency then (`npm install -D ioredis`).
-    const { Redis } = (await import('ioredis' as string)) as {
-      Redis: new (options: object) => { exists(key: string): Promise<number> };
-    };
-    const client = new Redis({
-      port: init.redisPort,
-      host: '127.0.0.1',
+  if (init.redisUrl !== undefined) {
+    // The jwt-redis pattern as usually deployed: fail closed. No offline queue and no retries, so a request fails at
+    // once while Redis is unreachable, and a command unanswered for 1 s fails too (a frozen Redis).
+    const client = new Redis(init.redisUrl, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
+      commandTimeout: 1000,
     });
-    app.get('/redis', async (request, reply) => {
+    client.on('error', () => {});
+    await once(client, 'ready', { signal: AbortSignal.timeout(5000) });
+    app.get(REDIS.path, async (request, reply) => {
       const claims = await verify(request);
       if (claims === undefined) return unauthorized(reply);
       try {
-        if ((await client.exists(`revoked:${String(claims.jti)}`)) !== 0) return unauthorized(reply);
+        if ((await client.exists(`${REVOKED_PREFIX}${String(claims.jti)}`)) !== 0) return unauthorized(reply);
       } catch {
         return unavailable(reply);
       }

@@ -9,13 +9,15 @@
  * - revocation (RFC 7009) of distinct access tokens, minted before the batch (not timed);
  * - introspection (RFC 7662) of live access tokens.
  *
- * revokd runs on its embedded store (a SQLite file, WAL, durable commits); oidc-provider on its default in-memory
- * adapter (it ships no durable one). Ratios are revokd ÷ oidc-provider within a round. A third server that does
+ * revokd runs twice: on its embedded store (a SQLite file, WAL, durable commits), and on the cluster store (one
+ * node on a throwaway PostgreSQL server started by the test harness, `packages/server/test/support/postgres.ts`;
+ * reported as not run, with what to install, when PostgreSQL is missing). oidc-provider runs on an in-memory
+ * adapter (it ships no durable one). Ratios are each revokd ÷ oidc-provider within a round. A server that does
  * no work (`lib/token-service-floor.ts`) is measured side by side as the harness floor: the most any server can
- * show here. The cost of one fsync'd SQLite commit on this machine is measured in the same run, since refresh
- * rotation and revocation must wait for theirs before answering.
+ * show here. The cost of one durable commit on this machine (SQLite fsync'd; PostgreSQL, one INSERT committed
+ * over a connection) is measured in the same run, since refresh rotation and revocation wait for theirs.
  *
- * Target: revokd ≥ 2× oidc-provider for each operation (issue 4, part 6).
+ * Target: revokd ≥ 2× oidc-provider for each operation, on each store (issue 4, part 6).
  * Reproduce: `npm run bench -- token-service` (`--quick`, `--smoke`).
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -24,7 +26,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { type Contender, sideBySide } from './lib/measure.ts';
+import pg from 'pg';
+import { migratePostgres } from '../packages/server/src/store/postgres/migrations.ts';
+import type { PostgresServer } from '../packages/server/test/support/postgres.ts';
+import { type Contender, type ContenderResult, sideBySide } from './lib/measure.ts';
+import { isMissing, postgresOrMissing } from './lib/services.ts';
 import { summarize } from './lib/stats.ts';
 import type { Answer, Message, Op, Target } from './lib/token-service-load.ts';
 import type { BenchOptions, BenchResult, Row } from './lib/types.ts';
@@ -41,7 +47,7 @@ const TARGET_RATIO = 2;
 const CLIENTS = [1, 16] as const;
 const REVOKD = 'revokd (SQLite)';
 const OIDC = 'oidc-provider';
-const CLUSTER = 'revokd (cluster store)';
+const CLUSTER = 'revokd (PostgreSQL)';
 const FLOOR = 'no-op server (harness floor)';
 
 const OPS: ReadonlyArray<{ op: Op; label: string }> = [
@@ -136,6 +142,28 @@ function commitLatencyMs(dir: string, commits: number) {
 }
 
 /**
+ * Latency of one durable PostgreSQL commit as a revokd node sees it, in milliseconds: one `INSERT` in its own
+ * transaction over an open connection (loopback), the server fsyncing its WAL before it answers.
+ */
+async function postgresCommitMs(url: string, commits: number) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query('CREATE TABLE commit_probe (n integer)');
+    const version = String((await client.query('SHOW server_version')).rows[0].server_version);
+    const samples: number[] = [];
+    for (let i = 0; i < commits; i++) {
+      const start = performance.now();
+      await client.query('INSERT INTO commit_probe VALUES ($1)', [i]);
+      samples.push(performance.now() - start);
+    }
+    return { ...summarize(samples), version };
+  } finally {
+    await client.end();
+  }
+}
+
+/**
  * Time of one Ed25519 signature and one verification with `node:crypto` on this machine, in milliseconds: the
  * least a token issuance and a JWT revocation cost (revokd verifies a presented JWT before writing its rule).
  */
@@ -178,7 +206,30 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
   const secret = randomBytes(24).toString('base64url');
   const dir = mkdtempSync(join(tmpdir(), 'revokd-bench-tokens-'));
   const children: Child[] = [];
+  let postgres: PostgresServer | undefined;
   try {
+    progress.step('starting PostgreSQL (cluster store)');
+    const postgresOrWhy = await postgresOrMissing();
+    const clusterMissing = isMissing(postgresOrWhy) ? `not run: ${postgresOrWhy.missing}` : undefined;
+    let clusterUrl: string | undefined;
+    let probeUrl: string | undefined;
+    if (clusterMissing !== undefined) progress.step(`revokd (PostgreSQL) ${clusterMissing}`);
+    else {
+      postgres = postgresOrWhy as PostgresServer;
+      clusterUrl = await postgres.createDatabase('revokd_bench');
+      probeUrl = await postgres.createDatabase('commit_probe');
+      await migratePostgres(clusterUrl);
+    }
+    const clusterServer =
+      clusterUrl === undefined
+        ? undefined
+        : new Child('revokd server (PostgreSQL)', './lib/token-service-revokd.ts', [
+            clusterUrl,
+            API,
+            CLIENT_ID,
+            secret,
+          ]);
+    if (clusterServer) children.push(clusterServer);
     const revokdServer = new Child('revokd server', './lib/token-service-revokd.ts', [
       dir,
       API,
@@ -197,35 +248,41 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
     children.push(floorServer);
     const load = new Child('load generator', './lib/token-service-load.ts', []);
     children.push(load);
-    const [revokdPort, oidcPort, floorPort] = await Promise.all([
+    const [revokdPort, oidcPort, floorPort, clusterPort] = await Promise.all([
       revokdServer.next<{ port: number }>().then((m) => m.port),
       oidcServer.next<{ port: number }>().then((m) => m.port),
       floorServer.next<{ port: number }>().then((m) => m.port),
+      clusterServer?.next<{ port: number }>().then((m) => m.port),
     ]);
     progress.step(
-      `servers up: revokd on :${revokdPort}, oidc-provider on :${oidcPort}, no-op on :${floorPort}`,
+      `servers up: revokd on :${revokdPort}, oidc-provider on :${oidcPort}, no-op on :${floorPort}` +
+        (clusterPort === undefined ? '' : `, revokd (PostgreSQL) on :${clusterPort}`),
     );
     const commitMs = commitLatencyMs(dir, probeCommits);
+    const pgCommitMs = probeUrl === undefined ? undefined : await postgresCommitMs(probeUrl, probeCommits);
     const cryptoMs = ed25519Ms(probeCommits);
-    progress.step(`one fsync'd SQLite commit: ${commitMs.median.toFixed(2)} ms (median of ${probeCommits})`);
+    progress.step(
+      `one fsync'd SQLite commit: ${commitMs.median.toFixed(2)} ms` +
+        (pgCommitMs === undefined ? '' : `, one PostgreSQL commit: ${pgCommitMs.median.toFixed(2)} ms`) +
+        ` (medians of ${probeCommits})`,
+    );
 
     const authorization = basic(CLIENT_ID, secret);
     const ccBody = (resource: string) =>
       new URLSearchParams({ grant_type: 'client_credentials', resource, scope: SCOPE }).toString();
+    const revokdAt = (name: string, port: number): Target => ({
+      name,
+      port,
+      tokenPath: '/token',
+      revokePath: '/revoke',
+      introspectPath: '/introspect',
+      authorization,
+      issueBody: ccBody(API),
+      poolBody: ccBody(API),
+    });
     const targets = new Map<string, Target>([
-      [
-        REVOKD,
-        {
-          name: REVOKD,
-          port: revokdPort,
-          tokenPath: '/token',
-          revokePath: '/revoke',
-          introspectPath: '/introspect',
-          authorization,
-          issueBody: ccBody(API),
-          poolBody: ccBody(API),
-        },
-      ],
+      [REVOKD, revokdAt(REVOKD, revokdPort)],
+      ...(clusterPort === undefined ? [] : [[CLUSTER, revokdAt(CLUSTER, clusterPort)] as const]),
       [
         OIDC,
         {
@@ -263,25 +320,29 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
     // Refresh chains, one per client: revokd sessions opened by token exchange (its login for trusted backends),
     // oidc-provider refresh tokens minted through its models (it has no login without an interactive one).
     const chains = Math.max(...CLIENTS);
-    const revokdTarget = targets.get(REVOKD)!;
-    const revokdRefresh = await Promise.all(
-      Array.from({ length: chains }, async (_, i) => {
-        const response = await fetch(`http://127.0.0.1:${revokdPort}/token`, {
-          method: 'POST',
-          headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
-          body: new URLSearchParams({
-            grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-            subject_token: `user-${i}`,
-            subject_token_type: 'urn:revokd:params:oauth:token-type:subject',
-            resource: API,
-          }),
-        });
-        const body = (await response.json()) as { refresh_token?: string };
-        if (typeof body.refresh_token !== 'string') throw new Error(`revokd login: ${JSON.stringify(body)}`);
-        return body.refresh_token;
-      }),
-    );
-    await ask({ type: 'chains', target: revokdTarget, refreshTokens: revokdRefresh });
+    const revokdRefresh = (port: number) =>
+      Promise.all(
+        Array.from({ length: chains }, async (_, i) => {
+          const response = await fetch(`http://127.0.0.1:${port}/token`, {
+            method: 'POST',
+            headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+            body: new URLSearchParams({
+              grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+              subject_token: `user-${i}`,
+              subject_token_type: 'urn:revokd:params:oauth:token-type:subject',
+              resource: API,
+            }),
+          });
+          const body = (await response.json()) as { refresh_token?: string };
+          if (typeof body.refresh_token !== 'string')
+            throw new Error(`revokd login: ${JSON.stringify(body)}`);
+          return body.refresh_token;
+        }),
+      );
+    for (const name of [REVOKD, CLUSTER]) {
+      const target = targets.get(name);
+      if (target) await ask({ type: 'chains', target, refreshTokens: await revokdRefresh(target.port) });
+    }
     const seeded = await oidcServer.next<{ refreshTokens?: string[]; error?: string }>({ seed: chains });
     if (!seeded.refreshTokens) throw new Error(`oidc-provider seeding: ${seeded.error}`);
     await ask({ type: 'chains', target: targets.get(OIDC)!, refreshTokens: seeded.refreshTokens });
@@ -295,7 +356,12 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
     const rows: Row[] = [];
     const notes: string[] = [];
     /** Median rates per case, for the notes: what the floor and a durable commit allow. */
-    const medians = new Map<string, { revokd: number; oidc: number; floor: number }>();
+    /** Per case: revokd (PostgreSQL) ÷ revokd (SQLite), within rounds. */
+    const clusterToEmbedded: string[] = [];
+    const medians = new Map<
+      string,
+      { revokd: number; cluster: number | undefined; oidc: number; floor: number }
+    >();
     for (const { op, label } of OPS) {
       for (const clients of CLIENTS) {
         const group = `${label} · ${clients} client${clients === 1 ? '' : 's'}`;
@@ -331,35 +397,46 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
           onRound: (round, total) => progress.step(`${group}: round ${round}/${total}`),
         });
         const ours = results.get(REVOKD)!;
+        const cluster = results.get(CLUSTER);
         const theirs = results.get(OIDC)!;
         const floor = results.get(FLOOR)!;
         medians.set(`${op}:${clients}`, {
           revokd: ours.rate.median,
+          cluster: cluster?.rate.median,
           oidc: theirs.rate.median,
           floor: floor.rate.median,
         });
+        if (cluster) {
+          const perRound = summarize(cluster.rate.samples.map((rate, r) => rate / ours.rate.samples[r]!));
+          clusterToEmbedded.push(
+            `${group} ${perRound.median.toFixed(2)}× (${perRound.min.toFixed(2)}–${perRound.max.toFixed(2)}×)`,
+          );
+        }
+        const revokdRow = (subject: string, result: ContenderResult): Row => ({
+          group,
+          subject,
+          unit: 'ops/s',
+          value: result.rate,
+          ratio: { to: OIDC, value: result.ratio! },
+          target: { text: `≥ ${TARGET_RATIO}× ${OIDC}`, met: result.ratio!.median >= TARGET_RATIO },
+        });
         rows.push(
-          {
-            group,
-            subject: REVOKD,
-            unit: 'ops/s',
-            value: ours.rate,
-            ratio: { to: OIDC, value: ours.ratio! },
-            target: { text: `≥ ${TARGET_RATIO}× ${OIDC}`, met: ours.ratio!.median >= TARGET_RATIO },
-          },
+          revokdRow(REVOKD, ours),
+          cluster
+            ? revokdRow(CLUSTER, cluster)
+            : {
+                group,
+                subject: CLUSTER,
+                unit: 'ops/s',
+                value: undefined,
+                note: 'not run: PostgreSQL missing',
+              },
           {
             group,
             subject: OIDC,
             unit: 'ops/s',
             value: theirs.rate,
             ...(op === 'revoke' || op === 'introspect' ? { note: 'opaque access tokens' } : {}),
-          },
-          {
-            group,
-            subject: CLUSTER,
-            unit: 'ops/s',
-            value: undefined,
-            note: 'issue 5, not built',
           },
           {
             group,
@@ -373,9 +450,9 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
       }
     }
     notes.push(
-      'Both servers are real HTTP servers in their own processes on loopback; the load generator is a third ' +
+      'Every server is a real HTTP server in its own process on loopback; the load generator is another ' +
         'process (`node:http`, keep-alive, one request in flight per client, every answer checked). The machine ' +
-        'has 2 cores: the load generator takes CPU from the server it drives, equally for both.',
+        'has 2 cores: the load generator takes CPU from the server it drives, equally for all.',
       `revokd: \`createRuntime\` + \`buildApp\` as \`revokd serve\` wires them, SQLite store (WAL, durable commits), ` +
         'EdDSA, rate limits off, log level `warn`. oidc-provider 9 with an in-memory `Map` adapter (its own ' +
         'development adapter is a 1000-entry LRU that evicts live grants under load; nothing it stores survives ' +
@@ -393,7 +470,26 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
         'revocation verifies the token and commits a rule durably before answering.',
       `Per batch: a fixed number of requests, about ${windowMs} ms' worth (counted in a ${calibrateMs} ms ` +
         `calibration run per server); revocation: ${revokePool} distinct tokens, minted before the batch, not timed.`,
-      'Cluster store (Redis/Postgres): issue 5, not built; no rows yet.',
+      clusterMissing !== undefined
+        ? `revokd (PostgreSQL), the cluster store: ${clusterMissing}.`
+        : 'revokd (PostgreSQL): the same wiring on the cluster store, one node (`store: { kind: postgres }`, a ' +
+            'pool of 10 connections, schema by `migratePostgres`), no Redis (fan-out plays no part in these ' +
+            `operations), on a throwaway PostgreSQL ${pgCommitMs?.version ?? ''} that the test harness starts on ` +
+            'this machine (`fsync=on`, `shared_buffers=32MB`; its backends share the 2 cores with the rest). ' +
+            `One PostgreSQL commit (an INSERT over an open connection) took ${micros(pgCommitMs!.median)} ` +
+            `(q3 ${micros(pgCommitMs!.q3)}), one fsync'd SQLite commit ${micros(commitMs.median)}. Within rounds, ` +
+            `PostgreSQL ÷ SQLite: ${clusterToEmbedded.join('; ')}.`,
+      ...(clusterMissing !== undefined
+        ? []
+        : [
+            'Where the PostgreSQL time likely goes (read from the store code and these rates; not profiled yet): ' +
+              'every request authenticates its client with `store.getClient`, a PostgreSQL round trip where SQLite ' +
+              'answers in-process (introspection and issuance write nothing before answering, so this is most of ' +
+              "their gap); and the store's group commit runs all the writes of a batch on one connection, one " +
+              'statement after another, each in a savepoint (a rotation: SAVEPOINT, lock, read, update, audit ' +
+              'insert, RELEASE, about 6 round trips), so at 16 clients the rotations and revocations of a batch ' +
+              "queue behind each other's round trips instead of overlapping, and sharing one commit saves little.",
+          ]),
       'Where the time goes (profiled with `node --cpu-prof` on the revokd server under this load): the ' +
         "fsync'd commit, which node:sqlite runs on the event loop (35–40 % of the server's time for refresh and " +
         'revocation at 1 client, and for refresh at 16); the Ed25519 signature of each access token (~27 µs with ' +
@@ -445,7 +541,11 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
         rounds: `${samples} (+${warmup} warm-up)`,
         'revoked per batch': revokePool,
         'oidc-provider': '9.x, in-memory Map adapter',
-        "fsync'd commit": `${commitMs.median.toFixed(2)} ms (median of ${probeCommits})`,
+        "fsync'd SQLite commit": `${commitMs.median.toFixed(2)} ms (median of ${probeCommits})`,
+        'PostgreSQL commit':
+          pgCommitMs === undefined
+            ? 'n/a (not installed)'
+            : `${pgCommitMs.median.toFixed(2)} ms (median of ${probeCommits}; PostgreSQL ${pgCommitMs.version})`,
         'Ed25519 sign / verify': `${micros(cryptoMs.sign)} / ${micros(cryptoMs.verify)}`,
       },
       rows,
@@ -454,6 +554,9 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
     };
   } finally {
     await Promise.all(children.map((c) => c.stop()));
+    // A fast shutdown first: the postmaster reaps its backends (killed, they would linger as zombies).
+    await postgres?.stop();
+    await postgres?.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
 }

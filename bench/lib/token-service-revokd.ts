@@ -1,7 +1,8 @@
 /**
  * Child process of `token-service`: revokd's HTTP server on a loopback port, wired as `revokd serve` wires it
- * (`createRuntime` + `buildApp`), on the embedded store (SQLite file, WAL, durable commits) in `argv[2]`, with rate
- * limits off and log level `warn` (no per-request log lines; oidc-provider logs none either).
+ * (`createRuntime` + `buildApp`), with rate limits off and log level `warn` (no per-request log lines;
+ * oidc-provider logs none either). `argv[2]` is the store: a folder for the embedded store (a SQLite file in it,
+ * WAL, durable commits), or a `postgres://` URL for the cluster store (one node; the database already migrated).
  *
  * IPC: sends `{ port }` once listening; exits when the parent disconnects or on SIGTERM.
  */
@@ -11,12 +12,15 @@ import { hashSecret } from '../../packages/server/src/crypto/secrets.ts';
 import { buildApp } from '../../packages/server/src/http/app.ts';
 import { createRuntime } from '../../packages/server/src/runtime.ts';
 
-const [dir, api, clientId, secret] = process.argv.slice(2) as [string, string, string, string];
+const [location, api, clientId, secret] = process.argv.slice(2) as [string, string, string, string];
+const store = /^postgres(ql)?:\/\//.test(location)
+  ? { kind: 'postgres', url: location }
+  : { kind: 'sqlite', path: join(location, 'revokd.db') };
 
 const config = parseConfig({
   issuer: 'http://127.0.0.1',
   http: { host: '127.0.0.1', port: 0 },
-  store: { kind: 'sqlite', path: join(dir, 'revokd.db') },
+  store,
   rateLimit: { enabled: false },
   log: { level: 'warn' },
   clients: [
