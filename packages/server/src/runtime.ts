@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import pino from 'pino';
 import type { Config } from './config/schema.ts';
 import { type Clock, SystemClock } from './core/clock.ts';
 import { Keyring } from './crypto/keyring.ts';
@@ -6,6 +9,8 @@ import { AdminService } from './services/admin.ts';
 import { AuditTrail } from './services/audit-trail.ts';
 import { BackchannelLogoutDispatcher } from './services/backchannel-logout.ts';
 import { ClientService } from './services/clients.ts';
+import { ClusterGuardDirectory, GUARD_TTL_MS } from './services/cluster-guard-directory.ts';
+import { type GuardDirectory, LocalGuardDirectory } from './services/guard-directory.ts';
 import { GuardRegistry } from './services/guard-registry.ts';
 import { IntrospectionService } from './services/introspection.ts';
 import { RevocationService } from './services/revocation.ts';
@@ -28,8 +33,18 @@ export interface Runtime {
   readonly audit: AuditTrail;
   /** Delivers back-channel logout tokens from the outbox; undefined when not following (the CLI). */
   readonly backchannelLogout: BackchannelLogoutDispatcher | undefined;
-  /** Guards connected to this process's revocation stream, and their receipts. */
+  /**
+   * Guards connected to this process's revocation stream, and their receipts (in cluster mode, also the guards
+   * that sent receipts here within the TTL): this process's view.
+   */
   readonly guards: GuardRegistry;
+  /**
+   * Where guards are registered, listed and waited for: this process's guards (embedded), or every node's, shared
+   * through Redis (cluster mode: `feed.redis`), falling back to `guards` while Redis fails.
+   */
+  readonly guardDirectory: GuardDirectory;
+  /** This process's id among the nodes of a cluster (`<hostname>:<pid>:<random>`), as `/admin/guards` names it. */
+  readonly nodeId: string;
   /** The Redis fan-out, when `feed.redis` is configured (the server only, not the CLI). */
   readonly redisFeed: RedisFeed | undefined;
   close(): Promise<void>;
@@ -40,6 +55,8 @@ export interface RuntimeOptions {
   /** `true` (the server) follows the log and prunes on timers; the CLI runs one command and leaves. */
   readonly follow?: boolean;
   readonly actor?: string;
+  /** Cluster mode: a guard that has not reported for this long is no longer connected, in ms. Default 15000. */
+  readonly guardTtlMs?: number;
 }
 
 /** Keys are a handful of rows: re-reading them every second is cheap and bounds how long a withdrawn key signs. */
@@ -62,7 +79,12 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
   const tokens = new TokenService({ config, store, keyring, clock, revocation, audit });
   const introspection = new IntrospectionService({ config, store, keyring, clock, revocation, audit });
   const admin = new AdminService({ store, clock, keyring, revocation, audit });
-  const guards = new GuardRegistry({ clock, revocation });
+  const nodeId = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  const guardTtlMs = options.guardTtlMs ?? GUARD_TTL_MS;
+  // In cluster mode receipts may come from guards with no stream here (they follow Redis, or another node).
+  const clustered = follow && config.feed.redis !== undefined;
+  const guards = new GuardRegistry({ clock, revocation, receiptTtlMs: clustered ? guardTtlMs : undefined });
+  let guardDirectory: GuardDirectory = new LocalGuardDirectory(guards);
   const backchannelLogout = follow
     ? new BackchannelLogoutDispatcher({ config, store, keyring, clock })
     : undefined;
@@ -86,7 +108,17 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       });
       backchannelLogout?.start();
       const redis = config.feed.redis;
-      if (redis) redisFeed = startRedisFeed(redis, { config, store, clock, revocation });
+      if (redis) {
+        redisFeed = startRedisFeed(redis, { config, store, clock, revocation });
+        guardDirectory = new ClusterGuardDirectory({
+          registry: guards,
+          store: redisFeed.guards,
+          node: nodeId,
+          clock,
+          ttlMs: guardTtlMs,
+          logger: pino({ level: config.log.level, base: { component: 'guard-directory' } }),
+        });
+      }
     }
   } catch (error) {
     await store.close();
@@ -104,9 +136,12 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
     admin,
     audit,
     guards,
+    guardDirectory,
+    nodeId,
     redisFeed,
     backchannelLogout,
     async close() {
+      await guardDirectory.close();
       guards.close();
       for (const timer of timers) clearInterval(timer);
       revocation.stop();

@@ -4,13 +4,18 @@ import type { Config } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
 import type { RevocationService } from '../services/revocation.ts';
 import type { Store } from '../store/port.ts';
+import { RedisGuardStore } from './redis-guards.ts';
 import { RedisRelay } from './redis-relay.ts';
 
 type RedisFeedConfig = NonNullable<Config['feed']['redis']>;
 
-/** The node's part of the Redis fan-out: a client and the relay that publishes every entry this node applies. */
+/**
+ * The node's part of the Redis fan-out: a client, the relay that publishes every entry this node applies, and the
+ * guard registry the nodes share (receipts, `wait_ms`, `/admin/guards` across the cluster).
+ */
 export interface RedisFeed {
   readonly relay: RedisRelay;
+  readonly guards: RedisGuardStore;
   close(): Promise<void>;
 }
 
@@ -36,11 +41,14 @@ export function startRedisFeed(
   });
   const unsubscribe = deps.revocation.onApplied((entries) => relay.publish(entries));
   relay.start();
+  const guards = new RedisGuardStore({ client, streamKey: redis.streamKey });
   return {
     relay,
+    guards,
     async close() {
       unsubscribe();
       await relay.close();
+      guards.close();
       client.disconnect();
     },
   };

@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { Runtime } from '../runtime.ts';
+import type { GuardOverview } from '../services/guard-directory.ts';
 
 /** Prometheus metrics of one server process, served at `/metrics`. */
 export class Metrics {
@@ -39,28 +40,34 @@ export class Metrics {
       registers,
     });
     runtime.guards.onEnforced((kind, delayMs) => timeToEnforce.observe({ kind }, delayMs / 1000));
+    // One look at the guards per scrape, shared by the three gauges (in cluster mode, one Redis call).
+    let scrape: Promise<GuardOverview> | undefined;
+    const guards = () =>
+      (scrape ??= runtime.guardDirectory.overview().finally(() => {
+        scrape = undefined;
+      }));
     new Gauge({
       name: 'revokd_guards_connected',
-      help: 'Guards with a revocation stream open on this process.',
+      help: 'Guards connected: with a revocation stream open on this process, or, in cluster mode, reporting to any node.',
       registers,
-      collect() {
-        this.set(runtime.guards.size);
+      async collect() {
+        this.set((await guards()).connected);
       },
     });
     new Gauge({
       name: 'revokd_guards_max_lag_entries',
       help: 'Largest gap between this process’s log cursor and a connected guard’s acknowledged cursor.',
       registers,
-      collect() {
-        this.set(runtime.guards.maxLag().entries);
+      async collect() {
+        this.set((await guards()).maxLag.entries);
       },
     });
     new Gauge({
       name: 'revokd_guards_max_lag_seconds',
       help: 'Largest age of a log entry that a connected guard has not acknowledged.',
       registers,
-      collect() {
-        this.set(runtime.guards.maxLag().ms / 1000);
+      async collect() {
+        this.set((await guards()).maxLag.ms / 1000);
       },
     });
     new Counter({

@@ -22,6 +22,12 @@ export interface GuardStatus {
   readonly lastReportAtMs: number | undefined;
   /** Streams it has open on this process (more than one only while a dropped one is noticed). */
   readonly streams: number;
+  /** Cluster view only: the node it streams from, or else the node that received its last receipt. */
+  readonly node?: string | undefined;
+  /** Cluster view only: `http` while it has a stream open on a node; undefined when it has none (Redis, …). */
+  readonly feed?: 'http' | undefined;
+  /** Cluster view only: its last report of any kind (receipt, stream opened or still open), ms since the epoch. */
+  readonly lastSeenAtMs?: number | undefined;
 }
 
 /** Which guards enforce a cursor: the answer of {@link GuardRegistry.waitForCursor}. */
@@ -33,12 +39,20 @@ export interface Enforcement {
   readonly pending: readonly string[];
   /** The wait ended with guards still pending (timeout, `wait_ms` 0, or shutdown). */
   readonly timedOut: boolean;
+  /**
+   * Cluster mode only: `cluster` when the guards are every node's, `node` when the shared registry could not be
+   * read and only the guards this process knows were counted. Undefined in embedded mode (always this process).
+   */
+  readonly scope?: 'node' | 'cluster' | undefined;
 }
 
 export type ReceiptOutcome =
   /** Recorded. */
   | 'recorded'
-  /** No stream of this guard (for this client) is open on this process: nothing recorded. */
+  /**
+   * Nothing recorded: no stream of this guard (for this client) is open on this process, or (cluster mode) the
+   * guard id is held by another client's guard.
+   */
   | 'unknown_guard'
   /** The cursor is beyond the end of the log: nothing recorded. */
   | 'cursor_ahead';
@@ -48,6 +62,13 @@ export interface GuardRegistryOptions {
   readonly revocation: Pick<RevocationService, 'onApplied' | 'index' | 'catchUp'>;
   /** Commit times remembered, for lag and time-to-enforce, in log entries. Default 10000. */
   readonly maxCommitTimes?: number;
+  /**
+   * Cluster mode: a receipt from a guard with no stream open here registers it too (it follows Redis, or streams
+   * from another node), and such a guard is dropped once it has not reported for this long, in milliseconds.
+   * Default: undefined, the embedded behaviour: only guards with a stream open here are known, and receipts from
+   * any other are refused.
+   */
+  readonly receiptTtlMs?: number;
 }
 
 /** `(rule kind, milliseconds from its commit to a guard's receipt covering it)`. */
@@ -61,6 +82,8 @@ interface GuardRecord {
   observedThrough: number;
   readonly connectedAtMs: number;
   lastReportAtMs: number | undefined;
+  /** Its last report or stream registration (receipt TTL). */
+  lastSeenMs: number;
   streams: number;
 }
 
@@ -75,7 +98,8 @@ interface Waiter {
  * The guards connected to this process's revocation stream and the cursor each has applied, as reported by
  * their receipts (DESIGN.md, Propagation: "the server can tell, for any revocation, which guards enforce it").
  * A guard is listed while it has a stream open here (registered when the stream opens, dropped when the last
- * one closes). In-memory and per process: with several server nodes, each knows the guards streaming from it.
+ * one closes). In-memory and per process. In cluster mode (`receiptTtlMs`) it also lists the guards that sent a
+ * receipt here within the TTL; the cluster-wide view is `ClusterGuardDirectory`'s, which falls back to this one.
  */
 export class GuardRegistry {
   readonly #clock: Clock;
@@ -85,9 +109,11 @@ export class GuardRegistry {
   readonly #waiters = new Set<Waiter>();
   readonly #enforcedListeners = new Set<EnforcedListener>();
   readonly #unsubscribe: () => void;
+  readonly #receiptTtlMs: number | undefined;
 
   constructor(options: GuardRegistryOptions) {
     this.#clock = options.clock;
+    this.#receiptTtlMs = options.receiptTtlMs;
     this.#revocation = options.revocation;
     this.#commits = new CommitTimes(options.maxCommitTimes ?? 10_000);
     // Entries are applied here right after their commit (or, when another process wrote them, when read).
@@ -96,7 +122,7 @@ export class GuardRegistry {
 
   /** Guards connected now. */
   get size(): number {
-    return this.#guards.size;
+    return this.#live().length;
   }
 
   /**
@@ -105,10 +131,11 @@ export class GuardRegistry {
    */
   connect(guardId: string, clientId: string, cursor: number): (() => void) | undefined {
     const nowMs = this.#clock.nowMs();
-    let record = this.#guards.get(guardId);
+    let record = this.#known(guardId, nowMs);
     if (record && record.clientId !== clientId) return undefined;
     if (record) {
       record.streams += 1;
+      record.lastSeenMs = nowMs;
       // The new stream's cursor is what the guard holds now (it may have reloaded a snapshot).
       record.cursor = cursor;
     } else {
@@ -119,6 +146,7 @@ export class GuardRegistry {
         observedThrough: cursor,
         connectedAtMs: nowMs,
         lastReportAtMs: undefined,
+        lastSeenMs: nowMs,
         streams: 1,
       };
       this.#guards.set(guardId, record);
@@ -136,16 +164,78 @@ export class GuardRegistry {
 
   /** Records a receipt: the guard has applied every entry up to `cursor`. */
   async receipt(guardId: string, clientId: string, cursor: number): Promise<ReceiptOutcome> {
-    // A cursor beyond this process's index may be in the store already (another node wrote it).
+    if (await this.isAhead(cursor)) return 'cursor_ahead';
+    return this.acknowledge(guardId, clientId, cursor);
+  }
+
+  /** Whether `cursor` is beyond the end of the log (after catching up: another node may have written it). */
+  async isAhead(cursor: number): Promise<boolean> {
     if (cursor > this.#revocation.index.cursor) await this.#revocation.catchUp();
-    if (cursor > this.#revocation.index.cursor) return 'cursor_ahead';
-    const record = this.#guards.get(guardId);
-    if (!record || record.clientId !== clientId) return 'unknown_guard';
+    return cursor > this.#revocation.index.cursor;
+  }
+
+  /**
+   * Records a receipt whose cursor is known to be within the log (see {@link receipt}). `clusterCursor` is the
+   * cursor the cluster had recorded for the guard before this receipt: time-to-enforce is observed only past it,
+   * so a rule is observed once per guard across nodes, by the node that received the receipt covering it.
+   */
+  acknowledge(guardId: string, clientId: string, cursor: number, clusterCursor?: number): ReceiptOutcome {
     const nowMs = this.#clock.nowMs();
+    let record = this.#known(guardId, nowMs);
+    if (record && record.clientId !== clientId) return 'unknown_guard';
+    if (!record) {
+      if (this.#receiptTtlMs === undefined) return 'unknown_guard';
+      // Its first receipt here: what it covered before is unknown, so nothing is observed up to this cursor.
+      record = {
+        guardId,
+        clientId,
+        cursor,
+        observedThrough: clusterCursor ?? cursor,
+        connectedAtMs: nowMs,
+        lastReportAtMs: undefined,
+        lastSeenMs: nowMs,
+        streams: 0,
+      };
+      this.#guards.set(guardId, record);
+    }
     record.lastReportAtMs = nowMs;
+    record.lastSeenMs = nowMs;
     if (cursor > record.cursor) record.cursor = cursor;
+    if (clusterCursor !== undefined && clusterCursor > record.observedThrough) {
+      record.observedThrough = Math.min(clusterCursor, record.cursor);
+    }
     this.#advance(record, record.cursor, nowMs);
     return 'recorded';
+  }
+
+  /** The client whose guard holds `guardId` here, if any. */
+  holder(guardId: string): string | undefined {
+    return this.#known(guardId, this.#clock.nowMs())?.clientId;
+  }
+
+  /** How many streams of `guardId` are open on this process. */
+  streams(guardId: string): number {
+    return this.#guards.get(guardId)?.streams ?? 0;
+  }
+
+  /** The guards with a stream open on this process, and the cursor each holds. */
+  streaming(): Array<{ guardId: string; clientId: string; cursor: number }> {
+    const open: Array<{ guardId: string; clientId: string; cursor: number }> = [];
+    for (const { guardId, clientId, cursor, streams } of this.#guards.values()) {
+      if (streams > 0) open.push({ guardId, clientId, cursor });
+    }
+    return open;
+  }
+
+  /**
+   * How far a guard holding `cursor` is behind this process: in log positions, and the age in milliseconds of the
+   * oldest entry it has not applied (0 when caught up; undefined when that commit time is not known here).
+   */
+  lag(cursor: number, nowMs = this.#clock.nowMs()): { entries: number; ms: number | undefined } {
+    const entries = Math.max(0, this.#revocation.index.cursor - cursor);
+    if (entries === 0) return { entries, ms: 0 };
+    const oldestUnapplied = this.#commits.firstAfter(cursor);
+    return { entries, ms: oldestUnapplied === undefined ? undefined : Math.max(0, nowMs - oldestUnapplied) };
   }
 
   /**
@@ -156,7 +246,7 @@ export class GuardRegistry {
   waitForCursor(cursor: number, timeoutMs: number): Promise<Enforcement> {
     const enforcedBy: string[] = [];
     const pending = new Set<string>();
-    for (const record of this.#guards.values()) {
+    for (const record of this.#live()) {
       if (record.cursor >= cursor) enforcedBy.push(record.guardId);
       else pending.add(record.guardId);
     }
@@ -187,7 +277,7 @@ export class GuardRegistry {
   /** The connected guards, sorted by id, with their lag behind this process. */
   list(): GuardStatus[] {
     const nowMs = this.#clock.nowMs();
-    return [...this.#guards.values()]
+    return this.#live(nowMs)
       .sort((a, b) => (a.guardId < b.guardId ? -1 : a.guardId > b.guardId ? 1 : 0))
       .map((record) => this.#status(record, nowMs));
   }
@@ -197,7 +287,7 @@ export class GuardRegistry {
     const nowMs = this.#clock.nowMs();
     let entries = 0;
     let ms = 0;
-    for (const record of this.#guards.values()) {
+    for (const record of this.#live(nowMs)) {
       const status = this.#status(record, nowMs);
       entries = Math.max(entries, status.lagEntries);
       ms = Math.max(ms, status.lagMs ?? 0);
@@ -226,21 +316,40 @@ export class GuardRegistry {
     this.releaseWaiters();
   }
 
+  /** The record of `guardId` if it is connected (a stream open here, or a receipt within the TTL). */
+  #known(guardId: string, nowMs: number): GuardRecord | undefined {
+    const record = this.#guards.get(guardId);
+    if (record === undefined || this.#isLive(record, nowMs)) return record;
+    this.#guards.delete(guardId);
+    return undefined;
+  }
+
+  /** The connected guards; forgets those whose receipts stopped (cluster mode). */
+  #live(nowMs = this.#clock.nowMs()): GuardRecord[] {
+    const live: GuardRecord[] = [];
+    for (const record of this.#guards.values()) {
+      if (this.#isLive(record, nowMs)) live.push(record);
+      else this.#guards.delete(record.guardId);
+    }
+    return live;
+  }
+
+  #isLive(record: GuardRecord, nowMs: number): boolean {
+    return (
+      record.streams > 0 ||
+      this.#receiptTtlMs === undefined ||
+      nowMs - record.lastSeenMs <= this.#receiptTtlMs
+    );
+  }
+
   #status(record: GuardRecord, nowMs: number): GuardStatus {
-    const serverCursor = this.#revocation.index.cursor;
-    const lagEntries = Math.max(0, serverCursor - record.cursor);
-    const oldestUnapplied = lagEntries === 0 ? undefined : this.#commits.firstAfter(record.cursor);
+    const lag = this.lag(record.cursor, nowMs);
     return {
       guardId: record.guardId,
       clientId: record.clientId,
       cursor: record.cursor,
-      lagEntries,
-      lagMs:
-        lagEntries === 0
-          ? 0
-          : oldestUnapplied === undefined
-            ? undefined
-            : Math.max(0, nowMs - oldestUnapplied),
+      lagEntries: lag.entries,
+      lagMs: lag.ms,
       connectedAtMs: record.connectedAtMs,
       lastReportAtMs: record.lastReportAtMs,
       streams: record.streams,

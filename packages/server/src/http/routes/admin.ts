@@ -43,7 +43,7 @@ export function adminRoutes(app: FastifyInstance, { runtime }: HttpContext): voi
     if (waitMs === undefined || answer.cursor === undefined) return answer;
     return {
       ...answer,
-      enforcement: enforcementView(await runtime.guards.waitForCursor(answer.cursor, waitMs)),
+      enforcement: enforcementView(await runtime.guardDirectory.waitForCursor(answer.cursor, waitMs)),
     };
   };
 
@@ -87,10 +87,15 @@ export function adminRoutes(app: FastifyInstance, { runtime }: HttpContext): voi
         const { reason } = parse(reasonBody, request.body);
         return revoked(request, await admin.revokeAll(reason, request.actor));
       });
-      scope.get('/guards', async () => ({
-        cursor: runtime.revocation.index.cursor,
-        guards: runtime.guards.list().map(guardView),
-      }));
+      scope.get('/guards', async () => {
+        const listed = await runtime.guardDirectory.list();
+        return {
+          cursor: runtime.revocation.index.cursor,
+          // Cluster mode says whose guards these are: `node` while Redis cannot be read.
+          ...(runtime.guardDirectory.scope === 'cluster' ? { scope: listed.scope } : {}),
+          guards: listed.guards.map(guardView),
+        };
+      });
       scope.get('/audit', async (request) => {
         const q = parse(auditQuery, request.query);
         const events = await admin.readAudit({
@@ -144,6 +149,14 @@ function guardView(g: GuardStatus) {
     connected_at: new Date(g.connectedAtMs).toISOString(),
     last_report_at: g.lastReportAtMs === undefined ? null : new Date(g.lastReportAtMs).toISOString(),
     streams: g.streams,
+    // The cluster view's (embedded answers stay as they were).
+    ...(g.lastSeenAtMs === undefined
+      ? {}
+      : {
+          last_seen_at: new Date(g.lastSeenAtMs).toISOString(),
+          node: g.node ?? null,
+          feed: g.feed ?? null,
+        }),
   };
 }
 

@@ -62,7 +62,7 @@ export function oauthRoutes(app: FastifyInstance, ctx: HttpContext): void {
     const enforcement =
       cursor === undefined
         ? { cursor: null, enforced_by: [], pending: [], timed_out: false }
-        : enforcementView(await ctx.runtime.guards.waitForCursor(cursor, waitMs));
+        : enforcementView(await ctx.runtime.guardDirectory.waitForCursor(cursor, waitMs));
     return reply.headers(NO_STORE).send({ enforcement });
   });
   onlyMethods(app, PATHS.revocation, ['POST']);

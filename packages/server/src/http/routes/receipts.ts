@@ -16,8 +16,9 @@ export const MAX_WAIT_MS = 30_000;
 
 /**
  * `POST /revocations/receipts` `{ guardId, cursor }`: a guard reports the cursor it has applied. Callers
- * authenticate like the stream (client credentials of a client allowed to introspect), and the guard must have
- * a stream open on this server under that id and client. `204` once recorded.
+ * authenticate like the stream (client credentials of a client allowed to introspect). The guard must have a
+ * stream open on this server under that id and client; in cluster mode a receipt is accepted on any node, and
+ * registers the guard, unless another client's guard holds the id. `204` once recorded.
  */
 export function receiptRoutes(app: FastifyInstance, { runtime }: HttpContext): void {
   app.post(FEED_PATHS.receipts, async (request, reply) => {
@@ -26,10 +27,16 @@ export function receiptRoutes(app: FastifyInstance, { runtime }: HttpContext): v
     if (!parsed.success) {
       throw new OAuthError('invalid_request', 'the body must be JSON { guardId, cursor }');
     }
-    const outcome = await runtime.guards.receipt(parsed.data.guardId, client.id, parsed.data.cursor);
+    const { guardDirectory } = runtime;
+    const outcome = await guardDirectory.receipt(parsed.data.guardId, client.id, parsed.data.cursor);
     if (outcome === 'cursor_ahead') throw new OAuthError('invalid_request', 'cursor is beyond the log');
     if (outcome === 'unknown_guard') {
-      throw new RevokdError('REVOKD_NOT_FOUND', 'no stream of this guard is open on this server');
+      throw new RevokdError(
+        'REVOKD_NOT_FOUND',
+        guardDirectory.scope === 'cluster'
+          ? 'this guard id is held by a guard of another client'
+          : 'no stream of this guard is open on this server',
+      );
     }
     return reply.code(204).header('cache-control', 'no-store').send();
   });
@@ -45,12 +52,13 @@ export function parseWaitMs(value: unknown): number | undefined {
   return Number(value);
 }
 
-/** The `enforcement` member of a revocation answer. */
+/** The `enforcement` member of a revocation answer (`scope` in cluster mode only). */
 export function enforcementView(enforcement: Enforcement) {
   return {
     cursor: enforcement.cursor,
     enforced_by: enforcement.enforcedBy,
     pending: enforcement.pending,
     timed_out: enforcement.timedOut,
+    ...(enforcement.scope === undefined ? {} : { scope: enforcement.scope }),
   };
 }

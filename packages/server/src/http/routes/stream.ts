@@ -51,8 +51,8 @@ const streamQuery = z.strictObject({
  * and every few seconds. Frames are the guard's wire format (`@revokd/guard`, `STREAM_EVENTS`). A cursor beyond
  * the end of the log (the log was replaced) is answered with a `reset` event. Callers authenticate like the
  * other feed endpoints: client credentials of a client allowed to introspect. A guard that names itself with
- * `guard_id` is registered in `runtime.guards` while its stream is open (it reports receipts); `heartbeat_ms`
- * sets this stream's heartbeat period.
+ * `guard_id` is registered in `runtime.guardDirectory` while its stream is open (it reports receipts; in cluster
+ * mode every node lists it); `heartbeat_ms` sets this stream's heartbeat period.
  */
 export function streamRoutes(
   app: FastifyInstance,
@@ -70,7 +70,7 @@ export function streamRoutes(
   // Revocations waiting for guards to enforce them answer now: no receipt can arrive any more.
   app.addHook('preClose', (done) => {
     for (const stream of open) stream.close();
-    runtime.guards.releaseWaiters();
+    runtime.guardDirectory.releaseWaiters();
     done();
   });
 
@@ -82,7 +82,9 @@ export function streamRoutes(
     if (after > revocation.index.cursor) await revocation.catchUp();
     const ahead = after > revocation.index.cursor;
     const release =
-      guardId === undefined || ahead ? undefined : runtime.guards.connect(guardId, client.id, after);
+      guardId === undefined || ahead
+        ? undefined
+        : await runtime.guardDirectory.open(guardId, client.id, after);
     if (guardId !== undefined && !ahead && release === undefined) {
       throw new OAuthError('invalid_request', 'guard_id is in use by a guard of another client');
     }
