@@ -46,6 +46,12 @@ export interface RedisRelayStats {
   readonly errors: number;
   /** The last attempt failed: publishing resumes (catching up from the log) on the next heartbeat tick. */
   readonly failing: boolean;
+  /**
+   * The stream reaches beyond everything this deployment's log holds: it is another log's (a database restored from
+   * a backup, a new database, or another deployment on the same key). Guards following it cannot catch up; an
+   * operator must delete the key (or give this deployment its own `streamKey`). Checked on each heartbeat tick.
+   */
+  readonly foreignStream: boolean;
 }
 
 /** Entries per stream record and per log read. */
@@ -102,6 +108,7 @@ export class RedisRelay {
   #head: number | undefined;
   #entriesAdded = 0;
   #heartbeats = 0;
+  #foreign = false;
   #errors = 0;
   #failing = false;
 
@@ -180,6 +187,7 @@ export class RedisRelay {
       heartbeats: this.#heartbeats,
       errors: this.#errors,
       failing: this.#failing,
+      foreignStream: this.#foreign,
     };
   }
 
@@ -294,8 +302,11 @@ export class RedisRelay {
           continue;
         case 'beat':
           this.#heartbeats += 1;
+          await this.#checkForeign(claim, reply.head);
           return;
         case 'recent':
+          await this.#checkForeign(claim, reply.head);
+          return;
         case 'expired':
           return;
         case 'behind': {
@@ -320,6 +331,22 @@ export class RedisRelay {
       }
     }
     throw new Error(`redis relay: no heartbeat after ${MAX_ROUNDS} rounds`);
+  }
+
+  /**
+   * A stream ahead of this node is normal while the node catches up; ahead of the whole log it is not: every entry
+   * of this deployment's stream was committed before it was published, so the log holds everything up to the head.
+   */
+  async #checkForeign(claim: number, head: number | undefined): Promise<void> {
+    const foreign = head !== undefined && head > claim && (await this.#read(claim, 1)).length === 0;
+    if (foreign && !this.#foreign) {
+      this.#logger?.warn(
+        { streamKey: this.#streamKey, streamHead: head, logHead: claim },
+        'redis relay: the stream is ahead of this deployment’s log (a restored or new database, or another ' +
+          'deployment on the same key); guards following it cannot catch up: delete the key or set feed.redis.streamKey',
+      );
+    }
+    this.#foreign = foreign;
   }
 
   /** Publishes the log from `cursor` on, as continuing `cursor - 1`; false when the log has nothing there. */

@@ -122,6 +122,14 @@ export class Metrics {
           this.set(relay.stats.failing ? 1 : 0);
         },
       });
+      new Gauge({
+        name: 'revokd_redis_relay_foreign_stream',
+        help: '1 while the Redis stream reaches beyond this deployment’s log (a restored or new database, or another deployment on the key): delete the key.',
+        registers,
+        collect() {
+          this.set(relay.stats.foreignStream ? 1 : 0);
+        },
+      });
     }
   }
 

@@ -316,6 +316,30 @@ describe('RedisRelay on a single Redis', () => {
     assertStreamHolds(await readStream(redis), entries);
   });
 
+  test('a stream ahead of the whole log (a restored database) is reported as foreign; a lagging node is not', async (t) => {
+    const { store, entries } = await logOf(t, 50);
+    const redis = client(t, redisServer.url);
+    const publisher = relayFor(t, redis, store, { cursor: () => 50 });
+    publisher.publish(entries);
+    await publisher.flush();
+    // A node that has applied only 20 of the 50: behind the stream, but its log has the rest.
+    const lagging = relayFor(t, client(t, redisServer.url), store, { cursor: () => 20 });
+    lagging.start();
+    await within(2000, 'the lagging node ticked', () => lagging.stats.head === 50);
+    await sleep(250);
+    assert.equal(lagging.stats.foreignStream, false);
+    // The database restored from a backup of 10 entries: the stream holds 40 the log never will.
+    const { store: restored } = await logOf(t, 10);
+    const warnings: string[] = [];
+    const restoredNode = relayFor(t, client(t, redisServer.url), restored, {
+      cursor: () => 10,
+      logger: { info: () => {}, warn: (_context, message) => warnings.push(message) },
+    });
+    restoredNode.start();
+    await within(2000, 'reported as foreign', () => restoredNode.stats.foreignStream);
+    assert.equal(warnings.filter((message) => message.includes('ahead of this deployment’s log')).length, 1);
+  });
+
   test('a node further ahead of the stream than it keeps publishes only its last entry, then beats', async (t) => {
     const { store, entries } = await logOf(t, 500);
     const redis = client(t, redisServer.url);
