@@ -11,11 +11,11 @@ import {
   createBackchannelLogoutReceiver,
 } from '../src/backchannel/receiver.ts';
 import { GUARD_CHANNEL, type GuardEvent } from '../src/events.ts';
-import { createGuard } from '../src/guard.ts';
 import type { Rule } from '../src/model/rule.ts';
 import { KeySet } from '../src/verify/key-set.ts';
-import { BASE, CLIENT, FakeServer, waitFor } from './support/fake-server.ts';
-import { AUDIENCE, claims, ISSUER, makeKey, NOW_MS, NOW_S, sign, unsigned } from './support/keys.ts';
+import { BASE, waitFor } from './support/fake-server.ts';
+import { startGuard } from './support/guard-setup.ts';
+import { claims, ISSUER, makeKey, NOW_MS, NOW_S, sign, unsigned } from './support/keys.ts';
 
 /** The relying party's client id: the `aud` of its logout tokens. */
 const RP = 'billing-app';
@@ -432,20 +432,8 @@ describe('back-channel logout receiver, failures and bounds', () => {
 
 describe('back-channel logout with a guard', () => {
   test('the guard rejects the session’s tokens at once, keeps the rule across a snapshot reload, and its other sessions live', async (t) => {
-    const server = new FakeServer();
-    server.jwks = { keys: [key.jwk] };
-    const clock = { nowMs: NOW_MS };
-    const guard = createGuard({
-      issuer: BASE,
-      audience: AUDIENCE,
-      clientId: CLIENT.id,
-      clientSecret: CLIENT.secret,
-      fetch: server.fetch,
-      now: () => clock.nowMs,
-      reconnect: { initialDelayMs: 5, maxDelayMs: 20 },
-      readyTimeoutMs: 3000,
-    });
-    t.after(() => guard.close());
+    // The guard's default staleness bound (30 s), as this test ran before the shared setup.
+    const { server, guard, clock } = startGuard(t, key, { maxStalenessMs: undefined });
     const stream = await server.stream(0);
     stream.heartbeat(0);
     await guard.ready();

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { GuardError } from '../src/errors.ts';
 import { GUARD_CHANNEL, type GuardEvent } from '../src/events.ts';
 import { httpFeed } from '../src/feed/http.ts';
@@ -13,6 +13,7 @@ import { redisFeed } from '../src/feed/redis.ts';
 import type { FeedConnection, FeedTransport } from '../src/feed/transport.ts';
 import { createGuard, type GuardOptions } from '../src/guard.ts';
 import { BASE, CLIENT, FakeServer, waitFor } from './support/fake-server.ts';
+import { startGuard } from './support/guard-setup.ts';
 import { AUDIENCE, makeKey, NOW_MS } from './support/keys.ts';
 
 const key = await makeKey('EdDSA', 'k1');
@@ -73,25 +74,8 @@ function events(t: { after(fn: () => void): void }): GuardEvent[] {
   return seen;
 }
 
-function guardWith(t: { after(fn: () => Promise<void>): void }, options: Partial<GuardOptions>) {
-  const server = new FakeServer();
-  server.jwks = { keys: [key.jwk] };
-  const clock = { nowMs: NOW_MS };
-  const guard = createGuard({
-    issuer: BASE,
-    audience: AUDIENCE,
-    clientId: CLIENT.id,
-    clientSecret: CLIENT.secret,
-    fetch: server.fetch,
-    now: () => clock.nowMs,
-    maxStalenessMs: 10_000,
-    reconnect: { initialDelayMs: 5, maxDelayMs: 20 },
-    readyTimeoutMs: 3000,
-    feedRetryIntervalMs: 100,
-    ...options,
-  });
-  t.after(() => guard.close());
-  return { server, guard, clock };
+function guardWith(t: Pick<TestContext, 'after'>, options: Partial<GuardOptions>) {
+  return startGuard(t, key, { feedRetryIntervalMs: 100, ...options });
 }
 
 const beat = (connection: FeedConnection | undefined, cursor: number) => {

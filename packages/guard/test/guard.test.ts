@@ -1,51 +1,19 @@
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { describe, test } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { GUARD_CHANNEL, type GuardEvent } from '../src/events.ts';
 import { backoffDelayMs } from '../src/feed/follower.ts';
-import { createGuard, type Guard, type GuardOptions } from '../src/guard.ts';
-import { BASE, CLIENT, FakeServer, waitFor } from './support/fake-server.ts';
+import { createGuard, type GuardOptions } from '../src/guard.ts';
+import { BASE, FakeServer, waitFor } from './support/fake-server.ts';
+import { startGuard } from './support/guard-setup.ts';
 import { AUDIENCE, claims, makeKey, NOW_MS, sign } from './support/keys.ts';
 
 const key = await makeKey('EdDSA', 'k1');
 const rotated = await makeKey('EdDSA', 'k2');
 
-interface Setup {
-  readonly server: FakeServer;
-  readonly guard: Guard;
-  readonly clock: { nowMs: number };
-}
-
-function setup(
-  t: { after(fn: () => Promise<void> | void): void },
-  options: Partial<GuardOptions> = {},
-  server = new FakeServer(),
-): Setup {
-  if (server.jwks.keys.length === 0) server.jwks = { keys: [key.jwk] };
-  const clock = { nowMs: NOW_MS };
-  const guard = createGuard({
-    issuer: BASE,
-    audience: AUDIENCE,
-    clientId: CLIENT.id,
-    clientSecret: CLIENT.secret,
-    fetch: server.fetch,
-    now: () => clock.nowMs,
-    maxStalenessMs: 10_000,
-    reconnect: { initialDelayMs: 5, maxDelayMs: 20 },
-    readyTimeoutMs: 3000,
-    ...options,
-  });
-  t.after(() => guard.close());
-  return { server, guard, clock };
-}
-
 /** Starts a guard and makes it live on its first stream. */
-async function live(
-  t: Parameters<typeof setup>[0],
-  options: Partial<GuardOptions> = {},
-  server?: FakeServer,
-) {
-  const s = setup(t, options, server);
+async function live(t: Pick<TestContext, 'after'>, options: Partial<GuardOptions> = {}, server?: FakeServer) {
+  const s = startGuard(t, key, options, server);
   const stream = await s.server.stream(0);
   stream.heartbeat(s.server.snapshot.cursor);
   await s.guard.ready();
@@ -337,7 +305,7 @@ describe('createGuard', () => {
       new Promise<Response>((_, reject) =>
         init?.signal?.addEventListener('abort', () => reject(init.signal?.reason)),
       );
-    const { guard } = setup(t, { fetch: hanging as typeof fetch });
+    const { guard } = startGuard(t, key, { fetch: hanging as typeof fetch });
     assert.deepEqual(guard.check(await sign(key)), {
       ok: false,
       status: 503,
@@ -348,12 +316,12 @@ describe('createGuard', () => {
   });
 
   test('ready() rejects when the server refuses the credentials', async (t) => {
-    const { guard } = setup(t, { clientSecret: 'wrong' });
+    const { guard } = startGuard(t, key, { clientSecret: 'wrong' });
     await assert.rejects(guard.ready(), { code: 'REVOKD_GUARD_UNAUTHORIZED' });
   });
 
   test('ready() rejects after readyTimeoutMs when the server cannot be reached', async (t) => {
-    const { guard } = setup(t, {
+    const { guard } = startGuard(t, key, {
       serverUrl: 'https://down.test',
       jwksUri: `${BASE}/jwks.json`,
       readyTimeoutMs: 100,
@@ -453,7 +421,7 @@ describe('createGuard: allowlist mode', () => {
   });
 
   test('revokeLocally refuses an allow entry', async (t) => {
-    const { guard } = setup(t);
+    const { guard } = startGuard(t, key);
     assert.throws(() => guard.revokeLocally({ kind: 'allow', jti: 'x', expiresAtMs: NOW_MS + 1 }), TypeError);
   });
 });

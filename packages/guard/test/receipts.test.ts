@@ -1,8 +1,9 @@
 /** Receipts: the guard names itself on the stream and reports the cursor it has applied, off the hot path. */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { createGuard, type GuardOptions } from '../src/guard.ts';
 import { BASE, CLIENT, FakeServer, waitFor } from './support/fake-server.ts';
+import { startGuard } from './support/guard-setup.ts';
 import { AUDIENCE, makeKey, NOW_MS } from './support/keys.ts';
 
 const key = await makeKey('EdDSA', 'k1');
@@ -11,24 +12,8 @@ const token = (cursor: number, jti = `jti-${cursor}`) => ({
   rule: { kind: 'token' as const, jti, expiresAtMs: NOW_MS + 1e6 },
 });
 
-async function live(t: { after(fn: () => Promise<void>): void }, options: Partial<GuardOptions> = {}) {
-  const server = new FakeServer();
-  server.jwks = { keys: [key.jwk] };
-  const clock = { nowMs: NOW_MS };
-  const guard = createGuard({
-    issuer: BASE,
-    audience: AUDIENCE,
-    clientId: CLIENT.id,
-    clientSecret: CLIENT.secret,
-    fetch: server.fetch,
-    now: () => clock.nowMs,
-    maxStalenessMs: 10_000,
-    reconnect: { initialDelayMs: 5, maxDelayMs: 20 },
-    readyTimeoutMs: 3000,
-    guardId: 'api-1',
-    ...options,
-  });
-  t.after(() => guard.close());
+async function live(t: Pick<TestContext, 'after'>, options: Partial<GuardOptions> = {}) {
+  const { server, guard, clock } = startGuard(t, key, { guardId: 'api-1', ...options });
   const stream = await server.stream(0);
   stream.heartbeat(0);
   await guard.ready();
