@@ -407,6 +407,30 @@ describe('PostgresStore across nodes', () => {
     assert.equal(keys.filter((key) => key.state === 'active').length, 1);
   });
 
+  test('a client changed or deleted on one node is seen by the other at once, though it caches client records', async (t) => {
+    const { a, b } = await cluster(t);
+    await a.store.saveClient(appClient());
+    // The save's notification reaches B (emptying its cache) in a moment: read after it.
+    await sleep(200);
+    const first = await b.store.getClient('app');
+    assert.equal(first?.secretHash, appClient().secretHash);
+    assert.equal(await b.store.getClient('app'), first, 'the second read is served from the cache');
+    await a.store.saveClient({ ...appClient(), secretHash: 'sha256:rotated' });
+    await until(
+      'node B sees the rotated secret',
+      async () => (await b.store.getClient('app'))?.secretHash === 'sha256:rotated',
+      2000,
+    );
+    assert.equal(await a.store.deleteClient('app'), true);
+    await until('node B sees the deletion', async () => (await b.store.getClient('app')) === undefined, 2000);
+    // The writer's own cache is emptied by its own write, without waiting for the notification.
+    await b.store.saveClient(appClient());
+    assert.ok(await a.store.getClient('app'));
+    await b.store.deleteClient('app');
+    await until('node A sees the deletion', async () => (await a.store.getClient('app')) === undefined, 2000);
+    assert.equal(await b.store.getClient('app'), undefined, 'node B, which deleted it, at once');
+  });
+
   test('a commit on one node is reported to the other by NOTIFY, not to itself', async (t) => {
     const { url, a, b } = await cluster(t);
     await a.store.revoke(revocation([tokenRule('j1')]));

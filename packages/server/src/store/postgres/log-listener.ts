@@ -2,6 +2,8 @@ import pg from 'pg';
 
 /** The channel every transaction that appends to the log notifies, at commit. */
 export const LOG_CHANNEL = 'revokd_log';
+/** The channel every transaction that creates, changes or deletes a client notifies, at commit. */
+export const CLIENTS_CHANNEL = 'revokd_clients';
 
 const FIRST_RETRY_MS = 100;
 const MAX_RETRY_MS = 5_000;
@@ -17,6 +19,11 @@ export interface LogListenerOptions {
   readonly ownPayload: string;
   /** Another process committed log entries, or notifications may have been missed (after a reconnect). */
   readonly onRemoteCommit: () => void;
+  /**
+   * A client was created, changed or deleted (by any process, this one included), or notifications may have been
+   * missed: the connection was lost (called at once) or is listening again.
+   */
+  readonly onClientsChanged?: (() => void) | undefined;
 }
 
 /**
@@ -72,10 +79,11 @@ export class LogListener {
     client.on('end', onGone);
     client.on('notification', (message) => {
       if (message.channel === LOG_CHANNEL && message.payload !== this.#options.ownPayload) this.#report();
+      else if (message.channel === CLIENTS_CHANNEL) this.#clientsChanged();
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${LOG_CHANNEL}`);
+      await client.query(`LISTEN ${LOG_CHANNEL}; LISTEN ${CLIENTS_CHANNEL}`);
     } catch (error) {
       await client.end().catch(() => {});
       throw error;
@@ -90,6 +98,7 @@ export class LogListener {
   #lost(client: pg.Client): void {
     if (client !== this.#client) return; // still connecting: the attempt itself reports the failure
     this.#client = undefined;
+    this.#clientsChanged();
     void client.end().catch(() => {});
     this.#scheduleReconnect();
   }
@@ -107,9 +116,18 @@ export class LogListener {
       }
       this.#retryMs = FIRST_RETRY_MS;
       this.#report();
+      this.#clientsChanged();
     }, delay);
     // Reconnecting alone must not keep a process alive that has nothing else to do.
     this.#timer.unref();
+  }
+
+  #clientsChanged(): void {
+    try {
+      this.#options.onClientsChanged?.();
+    } catch {
+      // As for #report.
+    }
   }
 
   #report(): void {

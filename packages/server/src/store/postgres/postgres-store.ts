@@ -62,7 +62,7 @@ import type {
   Store,
 } from '../port.ts';
 import { int, intOrUndefined, unavailable } from './errors.ts';
-import { LogListener } from './log-listener.ts';
+import { CLIENTS_CHANNEL, LogListener } from './log-listener.ts';
 import { assertSchemaVersion, readSchemaVersion } from './migrations.ts';
 import { WriteBatcher, type WriteContext } from './write-batcher.ts';
 
@@ -98,11 +98,23 @@ const SUBJECT_LOCK_NAMESPACE = 0x7265766c;
 
 type Row = Record<string, unknown>;
 
+/** Client records remembered; more are not cached (a flood of unknown ids must not grow memory). */
+const CLIENT_CACHE_SIZE = 10_000;
+
 export class PostgresStore implements Store {
   readonly #pool: pg.Pool;
   readonly #listener: LogListener;
   readonly #writer: WriteBatcher;
   #closed = false;
+  /**
+   * Client records, so client authentication is not a round trip per request. Safe because every client change
+   * notifies {@link CLIENTS_CHANNEL} at commit and each notification empties the cache; while the LISTEN connection
+   * is down (when a notification could be missed) the cache is neither read nor filled. A change made on another
+   * node takes effect here as fast as a revocation does (milliseconds).
+   */
+  readonly #clients = new Map<string, ClientRecord>();
+  /** Bumped by each invalidation: a read that started before one does not fill the cache with what it read. */
+  #clientsGeneration = 0;
 
   /**
    * Connects and checks the schema. Rejects with `REVOKD_STORE_SCHEMA` when the database has not been migrated
@@ -114,10 +126,14 @@ export class PostgresStore implements Store {
     // An idle connection that dies (PostgreSQL restarted) is dropped by the pool; the next checkout reconnects.
     pool.on('error', () => {});
     const nodeId = randomUUID();
+    let store: PostgresStore | undefined;
     const listener = new LogListener({
       client,
       ownPayload: nodeId,
       onRemoteCommit: () => options.onRemoteCommit?.(),
+      onClientsChanged: () => {
+        if (store) store.#forgetClients();
+      },
     });
     try {
       let version: number;
@@ -137,7 +153,8 @@ export class PostgresStore implements Store {
       await pool.end().catch(() => {});
       throw error;
     }
-    return new PostgresStore(pool, listener, nodeId, options);
+    store = new PostgresStore(pool, listener, nodeId, options);
+    return store;
   }
 
   private constructor(pool: pg.Pool, listener: LogListener, nodeId: string, options: PostgresStoreOptions) {
@@ -160,14 +177,35 @@ export class PostgresStore implements Store {
 
   // --- clients ---
 
-  getClient(id: string): Promise<ClientRecord | undefined> {
-    return this.#read(async () => {
+  async getClient(id: string): Promise<ClientRecord | undefined> {
+    const cacheable = this.#listener.listening;
+    if (cacheable) {
+      const cached = this.#clients.get(id);
+      if (cached) return cached;
+    }
+    const generation = this.#clientsGeneration;
+    const client = await this.#read(async () => {
       const { rows } = await this.#pool.query(
         `SELECT id, secret_hash, settings FROM revokd_clients WHERE id = $1`,
         [id],
       );
       return rows[0] ? toClient(rows[0]) : undefined;
     });
+    if (
+      client &&
+      cacheable &&
+      this.#listener.listening &&
+      generation === this.#clientsGeneration &&
+      this.#clients.size < CLIENT_CACHE_SIZE
+    ) {
+      this.#clients.set(id, client);
+    }
+    return client;
+  }
+
+  #forgetClients(): void {
+    this.#clientsGeneration += 1;
+    this.#clients.clear();
   }
 
   listClients(): Promise<ClientRecord[]> {
@@ -187,14 +225,16 @@ export class PostgresStore implements Store {
         ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, settings = excluded.settings`,
         [id, secretHash, JSON.stringify(settings)],
       );
-    });
+      await tx.query(`NOTIFY ${CLIENTS_CHANNEL}`);
+    }).finally(() => this.#forgetClients());
   }
 
   deleteClient(id: string): Promise<boolean> {
     return this.#write(async (tx) => {
       const { rowCount } = await tx.query('DELETE FROM revokd_clients WHERE id = $1', [id]);
+      await tx.query(`NOTIFY ${CLIENTS_CHANNEL}`);
       return (rowCount ?? 0) > 0;
-    });
+    }).finally(() => this.#forgetClients());
   }
 
   // --- keys and secrets ---
