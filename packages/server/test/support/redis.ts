@@ -44,6 +44,10 @@ export interface RedisCluster {
  */
 export async function startRedis(options: { persistence?: boolean } = {}): Promise<RedisServer> {
   await requireBinaries();
+  return withFreshPorts(() => startRedisOnce(options));
+}
+
+async function startRedisOnce(options: { persistence?: boolean }): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'revokd-redis-'));
   const port = await freePort();
   const args = [
@@ -59,7 +63,13 @@ export async function startRedis(options: { persistence?: boolean } = {}): Promi
     options.persistence ? 'yes' : 'no',
     ...(options.persistence ? ['--appendfsync', 'always'] : []),
   ];
-  let child: ChildProcess | undefined = await spawnRedis(args, port);
+  let child: ChildProcess | undefined;
+  try {
+    child = await spawnRedis(args, port);
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
   const exit = async (signal: NodeJS.Signals) => {
     const running = child;
     child = undefined;
@@ -89,6 +99,10 @@ export async function startRedis(options: { persistence?: boolean } = {}): Promi
  */
 export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
   await requireBinaries();
+  return withFreshPorts(() => startRedisClusterOnce(masters));
+}
+
+async function startRedisClusterOnce(masters: number): Promise<RedisCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'revokd-redis-cluster-'));
   const children: ChildProcess[] = [];
   const stop = async () => {
@@ -146,6 +160,20 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
   }
 }
 
+/**
+ * Other tests (in other processes) pick free ports at the same time: a port found free may be taken before
+ * redis-server binds it. Such a start fails fast and is tried again on new ports.
+ */
+async function withFreshPorts<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+    }
+  }
+}
+
 async function requireBinaries(): Promise<void> {
   for (const binary of [REDIS_SERVER, REDIS_CLI]) {
     try {
@@ -166,8 +194,9 @@ async function spawnRedis(args: readonly string[], port: number): Promise<ChildP
   for (;;) {
     if (child.exitCode !== null) throw new Error(`redis-server exited (${child.exitCode}):\n${output}`);
     try {
-      const { stdout } = await run(REDIS_CLI, ['-p', String(port), 'ping']);
-      if (stdout.trim() === 'PONG') return child;
+      // The answer must come from this child: another process may have taken the port since it was found free.
+      const { stdout } = await run(REDIS_CLI, ['-p', String(port), 'info', 'server']);
+      if (new RegExp(`^process_id:${child.pid}\\s*$`, 'm').test(stdout)) return child;
     } catch {
       // not listening yet
     }
