@@ -9,23 +9,10 @@ import { GUARD_CHANNEL, type GuardEvent } from '@revokd/guard';
 import { CuttableProxy } from './support/cuttable-proxy.ts';
 import { guardFor, listenOnLoopback } from './support/guard-harness.ts';
 import { startTestServer } from './support/harness.ts';
+import { within } from './support/poll.ts';
 
 /** Propagation bound asserted here: far above the expected milliseconds, low enough to catch polling. */
 const PROPAGATION_BOUND_MS = 2000;
-
-/** Polls until `predicate` holds; returns how long it took, in ms. */
-async function within(
-  boundMs: number,
-  what: string,
-  predicate: () => boolean | Promise<boolean>,
-): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    if (await predicate()) return performance.now() - started;
-    if (performance.now() - started > boundMs) assert.fail(`${what}: not within ${boundMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
 
 function recordEvents(t: { after(fn: () => void): void }): GuardEvent[] {
   const seen: GuardEvent[] = [];

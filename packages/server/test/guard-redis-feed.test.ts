@@ -14,22 +14,10 @@ import { Redis } from 'ioredis';
 import { RedisRelay } from '../src/feed/redis-relay.ts';
 import { guardFor, listenOnLoopback } from './support/guard-harness.ts';
 import { startTestServer, type TestServer } from './support/harness.ts';
+import { within } from './support/poll.ts';
 import { type RedisServer, startRedis } from './support/redis.ts';
 
 const PROPAGATION_BOUND_MS = 2000;
-
-async function within(
-  boundMs: number,
-  what: string,
-  predicate: () => boolean | Promise<boolean>,
-): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    if (await predicate()) return performance.now() - started;
-    if (performance.now() - started > boundMs) assert.fail(`${what}: not within ${boundMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-}
 
 function recordEvents(t: TestContext): GuardEvent[] {
   const seen: GuardEvent[] = [];

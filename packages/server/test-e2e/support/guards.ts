@@ -2,9 +2,10 @@
  * Guard processes for the end-to-end tests (each runs support/guard-process.ts: node:http + createGuard), and
  * the polling helpers the tests assert propagation with. (Not a test file: the e2e glob only runs `*.test.ts`.)
  */
-import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
+
+export { within } from '../../test/support/poll.ts';
 
 const GUARD_SCRIPT = resolve(import.meta.dirname, 'guard-process.ts');
 
@@ -75,21 +76,6 @@ export async function startGuard(env: Record<string, string>): Promise<GuardProc
       await exited;
     },
   };
-}
-
-/** Polls until `predicate` holds; returns how long it took in ms, or fails after `boundMs`. */
-export async function within(
-  boundMs: number,
-  what: string,
-  predicate: () => Promise<boolean>,
-  pollMs = 2,
-): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    if (await predicate()) return performance.now() - started;
-    if (performance.now() - started > boundMs) assert.fail(`${what}: not within ${boundMs} ms`);
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
 }
 
 export function percentile(values: readonly number[], p: number): number {

@@ -20,6 +20,7 @@ import { Cluster, Redis } from 'ioredis';
 import { RedisRelay, type RedisRelayOptions } from '../../src/feed/redis-relay.ts';
 import { HEARTBEAT_SCRIPT } from '../../src/feed/redis-scripts.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { within } from '../support/poll.ts';
 import { type RedisServer, startRedis, startRedisCluster } from '../support/redis.ts';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -183,18 +184,6 @@ interface Consumed {
   entries: LogEntry[];
   heartbeats: number[];
   resets: Array<{ reason: string; cursor: number }>;
-}
-
-async function within(
-  boundMs: number,
-  what: string,
-  predicate: () => boolean | Promise<boolean>,
-): Promise<void> {
-  const deadline = Date.now() + boundMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${boundMs} ms`);
-    await sleep(10);
-  }
 }
 
 /** Two relays fed the same 2,000 entries in different chunkings, concurrently, and one that must fill. */
