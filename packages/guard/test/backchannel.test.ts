@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, test } from 'node:test';
 import {
   BACKCHANNEL_LOGOUT_EVENT,
@@ -10,11 +9,10 @@ import {
   type BackchannelLogoutReceiverOptions,
   createBackchannelLogoutReceiver,
 } from '../src/backchannel/receiver.ts';
-import { GUARD_CHANNEL, type GuardEvent } from '../src/events.ts';
 import type { Rule } from '../src/model/rule.ts';
 import { KeySet } from '../src/verify/key-set.ts';
 import { BASE, waitFor } from './support/fake-server.ts';
-import { startGuard } from './support/guard-setup.ts';
+import { events, startGuard } from './support/guard-setup.ts';
 import { claims, ISSUER, makeKey, NOW_MS, NOW_S, sign, unsigned } from './support/keys.ts';
 
 /** The relying party's client id: the `aud` of its logout tokens. */
@@ -81,14 +79,6 @@ function assertInvalidRequest(answer: { status: number; headers: Record<string, 
   assert.equal(answer.status, 400);
   assert.deepEqual(answer.headers, { 'cache-control': 'no-store', 'content-type': 'application/json' });
   assert.deepEqual(JSON.parse(answer.body), { error: 'invalid_request' });
-}
-
-function events(t: { after(fn: () => void): void }): GuardEvent[] {
-  const seen: GuardEvent[] = [];
-  const listener = (message: unknown) => seen.push(message as GuardEvent);
-  subscribe(GUARD_CHANNEL, listener);
-  t.after(() => unsubscribe(GUARD_CHANNEL, listener));
-  return seen;
 }
 
 describe('back-channel logout receiver accepts', () => {

@@ -4,16 +4,14 @@
  * stands in for Redis here (the real one runs against redis-server in packages/server/test).
  */
 import assert from 'node:assert/strict';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { type TestContext, test } from 'node:test';
 import { GuardError } from '../src/errors.ts';
-import { GUARD_CHANNEL, type GuardEvent } from '../src/events.ts';
 import { httpFeed } from '../src/feed/http.ts';
 import { redisFeed } from '../src/feed/redis.ts';
 import type { FeedConnection, FeedTransport } from '../src/feed/transport.ts';
 import { createGuard, type GuardOptions } from '../src/guard.ts';
 import { BASE, CLIENT, FakeServer, waitFor } from './support/fake-server.ts';
-import { startGuard } from './support/guard-setup.ts';
+import { events, startGuard } from './support/guard-setup.ts';
 import { AUDIENCE, makeKey, NOW_MS } from './support/keys.ts';
 
 const key = await makeKey('EdDSA', 'k1');
@@ -64,14 +62,6 @@ class ScriptedTransport implements FeedTransport {
   fail(): void {
     this.#fail?.(new GuardError('REVOKD_GUARD_FEED', `${this.name} lost`));
   }
-}
-
-function events(t: { after(fn: () => void): void }): GuardEvent[] {
-  const seen: GuardEvent[] = [];
-  const listener = (message: unknown) => seen.push(message as GuardEvent);
-  subscribe(GUARD_CHANNEL, listener);
-  t.after(() => unsubscribe(GUARD_CHANNEL, listener));
-  return seen;
 }
 
 function guardWith(t: Pick<TestContext, 'after'>, options: Partial<GuardOptions>) {

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, type TestContext, test } from 'node:test';
-import { GUARD_CHANNEL, type GuardEvent } from '../src/events.ts';
 import { backoffDelayMs } from '../src/feed/follower.ts';
 import { createGuard, type GuardOptions } from '../src/guard.ts';
 import { BASE, FakeServer, waitFor } from './support/fake-server.ts';
-import { startGuard } from './support/guard-setup.ts';
+import { events, startGuard } from './support/guard-setup.ts';
 import { AUDIENCE, claims, makeKey, NOW_MS, sign } from './support/keys.ts';
 
 const key = await makeKey('EdDSA', 'k1');
@@ -18,14 +16,6 @@ async function live(t: Pick<TestContext, 'after'>, options: Partial<GuardOptions
   stream.heartbeat(s.server.snapshot.cursor);
   await s.guard.ready();
   return { ...s, stream };
-}
-
-function events(t: { after(fn: () => void): void }): GuardEvent[] {
-  const seen: GuardEvent[] = [];
-  const listener = (message: unknown) => seen.push(message as GuardEvent);
-  subscribe(GUARD_CHANNEL, listener);
-  t.after(() => unsubscribe(GUARD_CHANNEL, listener));
-  return seen;
 }
 
 describe('createGuard', () => {

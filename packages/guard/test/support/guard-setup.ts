@@ -1,5 +1,7 @@
 /** A guard started against a {@link FakeServer}, with timings short enough for tests, closed when the test ends. */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { TestContext } from 'node:test';
+import { GUARD_CHANNEL, type GuardEvent } from '../../src/events.ts';
 import { createGuard, type Guard, type GuardOptions } from '../../src/guard.ts';
 import { BASE, CLIENT, FakeServer } from './fake-server.ts';
 import { AUDIENCE, NOW_MS, type TestKey } from './keys.ts';
@@ -38,4 +40,13 @@ export function startGuard(
   });
   t.after(() => guard.close());
   return { server, guard, clock };
+}
+
+/** Collects the guard's diagnostics-channel events until the test ends. */
+export function events(t: { after(fn: () => void): void }): GuardEvent[] {
+  const seen: GuardEvent[] = [];
+  const listener = (message: unknown) => seen.push(message as GuardEvent);
+  subscribe(GUARD_CHANNEL, listener);
+  t.after(() => unsubscribe(GUARD_CHANNEL, listener));
+  return seen;
 }
