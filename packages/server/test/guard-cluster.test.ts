@@ -418,12 +418,17 @@ test('receipts on any node, from any guard allowed to read the log; a guard id s
 });
 
 test('a guard that stops reporting drops out after the TTL; an open stream keeps its guard connected', async (t) => {
-  const ttlMs = 1000;
+  // Nodes re-register their open streams every TTL / 3: 2 s leaves room for a busy machine's timer delays.
+  const ttlMs = 2000;
   const cluster = await startCluster(t, { guardTtlMs: ttlMs });
   const { a, b } = cluster;
   // Reports every 5 s when idle, more than the TTL: only its open stream on A keeps it listed.
   const streaming = await cluster.guard('streaming', { serverUrl: a.base });
   assert.equal((await cluster.receipt(a, 'silent', 0)).statusCode, 204);
+  // The stream's registration reaches the shared registry a moment after the guard is live.
+  await within(5000, 'both listed by B', async () =>
+    ids(await cluster.guards(b)).length === 2 ? true : undefined,
+  );
   assert.deepEqual(ids(await cluster.guards(b)), ['silent', 'streaming']);
   assert.deepEqual((await cluster.revoke(b, 'frank', 0)).pending, ['silent', 'streaming']);
 
