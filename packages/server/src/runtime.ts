@@ -109,14 +109,21 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       backchannelLogout?.start();
       const redis = config.feed.redis;
       if (redis) {
-        redisFeed = startRedisFeed(redis, { config, store, clock, revocation });
+        // Background components log on their own (they have no request): one logger, a child per component.
+        const log = pino({ level: config.log.level });
+        redisFeed = startRedisFeed(redis, {
+          store,
+          clock,
+          revocation,
+          logger: log.child({ component: 'redis-relay' }),
+        });
         guardDirectory = new ClusterGuardDirectory({
           registry: guards,
           store: redisFeed.guards,
           node: nodeId,
           clock,
           ttlMs: guardTtlMs,
-          logger: pino({ level: config.log.level, base: { component: 'guard-directory' } }),
+          logger: log.child({ component: 'guard-directory' }),
         });
       }
     }

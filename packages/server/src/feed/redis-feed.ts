@@ -1,11 +1,10 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import pino from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
 import type { RevocationService } from '../services/revocation.ts';
 import type { Store } from '../store/port.ts';
 import { RedisGuardStore } from './redis-guards.ts';
-import { RedisRelay } from './redis-relay.ts';
+import { RedisRelay, type RelayLogger } from './redis-relay.ts';
 
 type RedisFeedConfig = NonNullable<Config['feed']['redis']>;
 
@@ -25,10 +24,9 @@ export interface RedisFeed {
  */
 export function startRedisFeed(
   redis: RedisFeedConfig,
-  deps: { config: Config; store: Store; clock: Clock; revocation: RevocationService },
+  deps: { store: Store; clock: Clock; revocation: RevocationService; logger: RelayLogger },
 ): RedisFeed {
   const client = connect(redis);
-  const logger = pino({ level: deps.config.log.level, base: { component: 'redis-relay' } });
   const relay = new RedisRelay({
     client,
     streamKey: redis.streamKey,
@@ -37,7 +35,7 @@ export function startRedisFeed(
     readLog: (after, limit) => deps.store.readLog(after, limit),
     cursor: () => deps.revocation.index.cursor,
     now: () => deps.clock.nowMs(),
-    logger,
+    logger: deps.logger,
   });
   const unsubscribe = deps.revocation.onApplied((entries) => relay.publish(entries));
   relay.start();

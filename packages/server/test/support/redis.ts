@@ -50,19 +50,11 @@ export async function startRedis(options: { persistence?: boolean } = {}): Promi
 async function startRedisOnce(options: { persistence?: boolean }): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'revokd-redis-'));
   const port = await freePort();
-  const args = [
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--dir',
+  const args = serverArgs(
+    port,
     dir,
-    '--save',
-    '',
-    '--appendonly',
-    options.persistence ? 'yes' : 'no',
-    ...(options.persistence ? ['--appendfsync', 'always'] : []),
-  ];
+    options.persistence ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'],
+  );
   let child: ChildProcess | undefined;
   try {
     child = await spawnRedis(args, port);
@@ -116,15 +108,7 @@ async function startRedisClusterOnce(masters: number): Promise<RedisCluster> {
       if (port + 10_000 <= 65_535 && !ports.includes(port) && (await isFree(port + 10_000))) ports.push(port);
     }
     for (const port of ports) {
-      const args = [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        dir,
-        '--save',
-        '',
+      const args = serverArgs(port, dir, [
         '--appendonly',
         'no',
         '--cluster-enabled',
@@ -133,7 +117,7 @@ async function startRedisClusterOnce(masters: number): Promise<RedisCluster> {
         `nodes-${port}.conf`,
         '--cluster-node-timeout',
         '2000',
-      ];
+      ]);
       children.push(await spawnRedis(args, port));
     }
     await run(REDIS_CLI, [
@@ -172,6 +156,11 @@ async function withFreshPorts<T>(start: () => Promise<T>, attempts = 3): Promise
       if (attempt >= attempts) throw error;
     }
   }
+}
+
+/** redis-server on loopback `port`, its files in `dir`, no RDB snapshots; `extra` says the rest. */
+function serverArgs(port: number, dir: string, extra: readonly string[]): string[] {
+  return ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...extra];
 }
 
 async function requireBinaries(): Promise<void> {
