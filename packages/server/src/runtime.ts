@@ -102,7 +102,10 @@ export async function createRuntime(config: Config, options: RuntimeOptions = {}
       timers.push(timer);
       revocation.onApplied((entries) => {
         // Sessions ended by a revocation this process applies have their logout tokens queued: send them now.
-        backchannelLogout?.poke();
+        // Only rules that end sessions queue any (not a token rule, nor an allowlist entry).
+        if (entries.some((entry) => entry.rule.kind !== 'token' && entry.rule.kind !== 'allow')) {
+          backchannelLogout?.poke();
+        }
         // A global rule is what a key compromise writes (after withdrawing the key): stop signing with it at once.
         if (entries.some((entry) => entry.rule.kind === 'global')) void keyring.reload().catch(() => {});
       });

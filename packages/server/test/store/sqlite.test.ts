@@ -92,6 +92,42 @@ function openStore(t: TestContext, extra: Partial<SqliteStoreOptions> = {}) {
   };
 }
 
+/** A WAL sync held until the test releases it; later syncs complete at once when the test ends. */
+function heldSyncs(t: TestContext) {
+  const waiting: Array<(error: Error | null) => void> = [];
+  let ended = false;
+  const sync = {
+    started: 0,
+    flush: (done: (error: Error | null) => void) => {
+      sync.started += 1;
+      if (ended) done(null);
+      else waiting.push(done);
+    },
+    waiting: () => waiting.length,
+    release: (error: Error | null = null) => waiting.shift()!(error),
+  };
+  t.after(() => {
+    ended = true;
+    for (const done of waiting.splice(0)) done(null);
+  });
+  return sync;
+}
+
+/** A promise's state, readable without awaiting it. */
+function settled<T>(promise: Promise<T>) {
+  const state: { state: 'pending' | 'fulfilled' | 'rejected'; value?: T } = { state: 'pending' };
+  promise.then(
+    (value) => Object.assign(state, { state: 'fulfilled', value }),
+    () => Object.assign(state, { state: 'rejected' }),
+  );
+  return state;
+}
+
+/** Lets a few turns of the event loop pass (the group commit runs on setImmediate). */
+async function turns(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
 function assertUnavailable(result: PromiseSettledResult<unknown>): void {
   assert.equal(result.status, 'rejected');
   if (result.status === 'rejected') {
@@ -101,9 +137,9 @@ function assertUnavailable(result: PromiseSettledResult<unknown>): void {
 }
 
 describe('SqliteStore', () => {
-  test('its connection runs in WAL mode with synchronous=FULL and foreign keys on', (t) => {
-    // PRAGMA synchronous is per connection (and FULL is also the compiled default), so read it on the store's own
-    // connection: the first DatabaseSync that execs SQL during open() is the store's.
+  test('its connection runs in WAL mode with synchronous=NORMAL (the store syncs the WAL itself) and foreign keys on', (t) => {
+    // PRAGMA synchronous is per connection, so read it on the store's own connection: the first DatabaseSync
+    // that execs SQL during open() is the store's.
     let own: DatabaseSync | undefined;
     const exec = DatabaseSync.prototype.exec;
     mock.method(DatabaseSync.prototype, 'exec', function (this: DatabaseSync, sql: string) {
@@ -119,13 +155,94 @@ describe('SqliteStore', () => {
     assert.ok(own);
     const pragma = (db: DatabaseSync, name: string) => Object.values(db.prepare(`PRAGMA ${name}`).get()!)[0];
     assert.equal(pragma(own, 'journal_mode'), 'wal');
-    assert.equal(pragma(own, 'synchronous'), 2); // FULL
+    assert.equal(pragma(own, 'synchronous'), 1); // NORMAL: commits write the WAL, the group commit syncs it
     assert.equal(pragma(own, 'foreign_keys'), 1);
     assert.equal(pragma(own, 'busy_timeout'), 1234);
     // WAL is a property of the file: any other connection sees it too.
     const other = new DatabaseSync(opened.path, { readOnly: true });
     t.after(() => other.close());
     assert.equal(pragma(other, 'journal_mode'), 'wal');
+  });
+
+  test('a write is answered, announced and readable in the log only once a sync of the WAL covers it', async (t) => {
+    const sync = heldSyncs(t);
+    const { store, announced } = openStore(t, { flush: sync.flush });
+    const revoked = settled(store.revoke(revocation(['a'], true)));
+    await turns(3);
+    assert.equal(sync.waiting(), 1, 'the commit is being synced');
+    assert.equal(revoked.state, 'pending');
+    assert.deepEqual(announced, []);
+    // Committed but not durable: a guard must not learn its cursor yet (a power loss could reuse it).
+    assert.deepEqual(await store.readLog(0, 10), []);
+    assert.deepEqual(await store.snapshot(T0), { cursor: 0, rules: [] });
+    sync.release();
+    await turns(3);
+    assert.equal(revoked.state, 'fulfilled');
+    assert.deepEqual(announced, [revoked.value]);
+    assert.deepEqual(await store.readLog(0, 10), revoked.value);
+    assert.equal((await store.snapshot(T0)).cursor, revoked.value![0]!.cursor);
+  });
+
+  test('batches committed while a sync runs share the next one, and are answered in commit order', async (t) => {
+    const sync = heldSyncs(t);
+    const { store, announced } = openStore(t, { flush: sync.flush });
+    const first = settled(store.revoke(revocation(['a'])));
+    await turns(3);
+    const second = settled(store.revoke(revocation(['b'])));
+    await turns(3);
+    const third = settled(store.saveClient(client('app')));
+    await turns(3);
+    assert.equal(sync.waiting(), 1, 'one sync at a time');
+    assert.equal(sync.started, 1);
+    assert.deepEqual(await store.readLog(0, 10), []);
+    sync.release();
+    await turns(3);
+    assert.equal(first.state, 'fulfilled');
+    assert.equal(second.state, 'pending');
+    assert.equal(third.state, 'pending');
+    assert.deepEqual(
+      await store.readLog(0, 10),
+      first.value,
+      'the log stops below the first entry not durable',
+    );
+    assert.equal(sync.started, 2, 'the next sync covers both later batches');
+    sync.release();
+    await turns(3);
+    assert.equal(second.state, 'fulfilled');
+    assert.equal(third.state, 'fulfilled');
+    assert.deepEqual(announced, [first.value, second.value]);
+  });
+
+  test('a batch that changed nothing needs no sync of its own, only those of the batches before it', async (t) => {
+    const sync = heldSyncs(t);
+    const { store } = openStore(t, { flush: sync.flush });
+    const nothingDue = settled(store.claimLogoutDeliveries(T0, 10, 1000));
+    await turns(3);
+    assert.deepEqual(nothingDue, { state: 'fulfilled', value: [] });
+    assert.equal(sync.started, 0);
+    const revoked = settled(store.revoke(revocation(['a'])));
+    await turns(3);
+    const claimed = settled(store.claimLogoutDeliveries(T0, 10, 1000));
+    await turns(3);
+    assert.equal(claimed.state, 'pending', 'it may have read what the write before it committed');
+    sync.release();
+    await turns(3);
+    assert.equal(revoked.state, 'fulfilled');
+    assert.equal(claimed.state, 'fulfilled');
+    assert.equal(sync.started, 1);
+  });
+
+  test('a failed sync fails its writes and every later one with REVOKD_STORE_UNAVAILABLE, and announces nothing', async (t) => {
+    const sync = heldSyncs(t);
+    const { store, announced } = openStore(t, { flush: sync.flush });
+    const write = store.revoke(revocation(['a']));
+    await turns(3);
+    sync.release(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    const [failed] = await Promise.allSettled([write]);
+    assertUnavailable(failed!);
+    assertUnavailable((await Promise.allSettled([store.revoke(revocation(['b']))]))[0]!);
+    assert.deepEqual(announced, []);
+    assert.deepEqual(await store.readLog(0, 10), []);
   });
 
   test('migrations bring a new database to the latest user_version, and reopening applies none twice', async (t) => {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { LogEntry, Rule } from '@revokd/guard';
@@ -23,7 +23,7 @@ import type {
   Snapshot,
   Store,
 } from '../port.ts';
-import { GroupCommit } from './group-commit.ts';
+import { type Flush, GroupCommit } from './group-commit.ts';
 import { MIGRATIONS } from './migrations.ts';
 
 export interface SqliteStoreOptions {
@@ -33,6 +33,8 @@ export interface SqliteStoreOptions {
   readonly onLogAppended?: ((entries: readonly LogEntry[]) => void) | undefined;
   /** How long a write waits for another process's lock (the CLI, a second server) before failing. */
   readonly busyTimeoutMs?: number;
+  /** Replaces the WAL sync (`fdatasync`), for tests that hold a commit between its COMMIT and its sync. */
+  readonly flush?: Flush | undefined;
 }
 
 /** The `reason` recorded with an `allow` entry (allowlist mode). */
@@ -44,14 +46,24 @@ const ENDED_SESSION_RETENTION_MS = 7 * 86_400_000;
 type Row = Record<string, SQLInputValue>;
 
 /**
- * The embedded store: one SQLite file in WAL mode with `synchronous=FULL`, so a committed transaction survives a
- * crash or power loss. Writes go through {@link GroupCommit}: callers in the same event-loop turn share a commit.
+ * The embedded store: one SQLite file in WAL mode. Writes go through {@link GroupCommit}: callers in the same
+ * event-loop turn share a commit, and none is answered before the WAL holding it has been synced to the disk
+ * (`fdatasync`, on libuv's thread pool), so an acknowledged write survives a crash or power loss.
+ *
+ * Between its commit and its sync a write is visible to this connection but not yet durable. Log reads
+ * ({@link SqliteStore.readLog}, {@link SqliteStore.snapshot}) stop below the first such entry: a guard must never
+ * hold a cursor that a power loss could hand to another rule.
  */
 export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
   readonly #writer: GroupCommit;
   readonly #onLogAppended: ((entries: readonly LogEntry[]) => void) | undefined;
+  /** The WAL file, synced before writes are answered; undefined for `:memory:`. */
+  readonly #walFd: number | undefined;
+  /** Entries appended by the batch being written. */
   #appended: LogEntry[] = [];
+  /** Entries of committed batches not yet durable, one array per batch, oldest first. */
+  readonly #notDurable: LogEntry[][] = [];
   readonly #sql: ReturnType<typeof prepareStatements>;
 
   /** Opens (creating if needed) the database and applies pending migrations. */
@@ -60,32 +72,47 @@ export class SqliteStore implements Store {
     let db: DatabaseSync | undefined;
     try {
       db = new DatabaseSync(options.path);
+      // Migrations commit with `synchronous = FULL` (SQLite syncs them itself); the store's own writes are
+      // synced by the group commit, off the event loop.
       db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
         PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)};`);
       migrate(db);
+      // Setting WAL mode created the WAL file, and SQLite keeps it (and its inode) while this connection is open.
+      const walFd = options.path === ':memory:' ? undefined : openSync(`${options.path}-wal`, 'r');
+      if (walFd !== undefined) db.exec('PRAGMA synchronous = NORMAL');
+      return new SqliteStore(db, walFd, options);
     } catch (cause) {
       db?.close();
       throw new RevokdError('REVOKD_STORE_UNAVAILABLE', `cannot open SQLite store at ${options.path}`, {
         cause,
       });
     }
-    return new SqliteStore(db, options);
   }
 
-  private constructor(db: DatabaseSync, options: SqliteStoreOptions) {
+  private constructor(db: DatabaseSync, walFd: number | undefined, options: SqliteStoreOptions) {
     this.#db = db;
+    this.#walFd = walFd;
     this.#onLogAppended = options.onLogAppended;
     this.#sql = prepareStatements(db);
-    this.#writer = new GroupCommit(db, {
-      committed: () => {
-        const entries = this.#appended;
-        this.#appended = [];
-        if (entries.length > 0) this.#onLogAppended?.(entries);
+    const flush: Flush | undefined =
+      walFd === undefined ? undefined : (options.flush ?? ((done) => fdatasync(walFd, done)));
+    this.#writer = new GroupCommit(
+      db,
+      {
+        committed: () => {
+          this.#notDurable.push(this.#appended);
+          this.#appended = [];
+        },
+        durable: () => {
+          const entries = this.#notDurable.shift()!;
+          if (entries.length > 0) this.#onLogAppended?.(entries);
+        },
+        rolledBack: () => {
+          this.#appended = [];
+        },
       },
-      rolledBack: () => {
-        this.#appended = [];
-      },
-    });
+      flush,
+    );
   }
 
   /** The schema version applied to this database. */
@@ -323,7 +350,7 @@ export class SqliteStore implements Store {
 
   readLog(afterCursor: number, limit: number): Promise<LogEntry[]> {
     return this.#read(() => {
-      return (this.#sql.readLog.all(afterCursor, limit) as Row[]).map(toEntry);
+      return (this.#sql.readLog.all(afterCursor, this.#durableBound(), limit) as Row[]).map(toEntry);
     });
   }
 
@@ -332,10 +359,11 @@ export class SqliteStore implements Store {
       // One read transaction, so the rules and the cursor describe the same instant of the log.
       this.#db.exec('BEGIN');
       try {
-        const rules = (this.#sql.activeRules.all(nowMs) as Row[]).map(
+        const bound = this.#durableBound();
+        const rules = (this.#sql.activeRules.all(nowMs, bound) as Row[]).map(
           (row) => JSON.parse(row.rule as string) as Rule,
         );
-        const cursor = (this.#sql.lastCursor.get() as { cursor: number }).cursor;
+        const cursor = Math.min((this.#sql.lastCursor.get() as { cursor: number }).cursor, bound - 1);
         return { rules, cursor };
       } finally {
         this.#db.exec('COMMIT');
@@ -412,9 +440,16 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    // Let queued writes finish before closing.
-    await this.#writer.write(() => undefined);
+    // Let queued writes finish, and become durable, before closing.
+    await this.#writer.write(() => undefined).catch(() => {});
     this.#db.close();
+    if (this.#walFd !== undefined) closeSync(this.#walFd);
+  }
+
+  /** Log reads stop below this cursor: the first entry committed but not yet durable. */
+  #durableBound(): number {
+    for (const entries of this.#notDurable) if (entries.length > 0) return entries[0]!.cursor;
+    return Number.MAX_SAFE_INTEGER;
   }
 
   /** Runs a synchronous read; a failing database becomes `REVOKD_STORE_UNAVAILABLE` (503), never a 500. */
@@ -600,8 +635,8 @@ function prepareStatements(db: DatabaseSync) {
       WHERE id = ? AND attempts = ?`),
     deleteLogout: p('DELETE FROM logout_outbox WHERE id = ? AND attempts = ?'),
     appendRule: p('INSERT INTO rules (rule, reason, created_at_ms, expires_at_ms) VALUES (?, ?, ?, ?)'),
-    readLog: p('SELECT cursor, rule FROM rules WHERE cursor > ? ORDER BY cursor LIMIT ?'),
-    activeRules: p('SELECT rule FROM rules WHERE expires_at_ms > ? ORDER BY cursor'),
+    readLog: p('SELECT cursor, rule FROM rules WHERE cursor > ? AND cursor < ? ORDER BY cursor LIMIT ?'),
+    activeRules: p('SELECT rule FROM rules WHERE expires_at_ms > ? AND cursor < ? ORDER BY cursor'),
     lastCursor: p(`SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'rules'), 0) AS cursor`),
     pruneRules: p('DELETE FROM rules WHERE expires_at_ms <= ?'),
     pruneSessions: p(`DELETE FROM sessions WHERE (ended_at_ms IS NOT NULL AND ended_at_ms < ?)
