@@ -14,6 +14,7 @@ import { createRuntime } from '../../src/runtime.ts';
 import type { ClientRecord, OpenSessionInput, RevocationRequest, RotateInput } from '../../src/store/port.ts';
 import { MIGRATIONS, migratePostgres, SCHEMA_VERSION } from '../../src/store/postgres/migrations.ts';
 import { PostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/postgres-store.ts';
+import { WriteBatcher } from '../../src/store/postgres/write-batcher.ts';
 import { type PostgresServer, startPostgres } from '../support/postgres.ts';
 import { freePort } from '../support/process.ts';
 import { storeConformance } from './conformance.ts';
@@ -451,6 +452,114 @@ describe('PostgresStore across nodes', () => {
     assert.deepEqual([a.heard.remote, b.heard.remote], [2, 2], 'no node heard of its own commits');
   });
 });
+
+describe('PostgreSQL write batches', () => {
+  async function batcher(t: TestContext, concurrency: number) {
+    const { url, drop } = await freshDatabase({ migrated: true });
+    const pool = new pg.Pool({ connectionString: url, pipeline: true, max: concurrency + 1 });
+    const announced: LogEntry[] = [];
+    const writer = new WriteBatcher({
+      pool,
+      concurrency,
+      notifyPayload: 'test',
+      committed: (entries) => announced.push(...entries),
+      commitInDoubt: () => assert.fail('no commit is in doubt here'),
+    });
+    const store = await PostgresStore.open({ url });
+    t.after(async () => {
+      await writer.idle();
+      await pool.end();
+      await store.close();
+      await drop();
+    });
+    return { writer, announced, store };
+  }
+  const audited = (jti: string) => [{ type: 'revoked' as const, atMs: T0, actor: 'test', jti }];
+
+  test('a statement sent without waiting that fails fails its own write, with its own error; the batch commits the rest', async (t) => {
+    const { writer, announced, store } = await batcher(t, 1);
+    const results = await Promise.allSettled([
+      writer.write(async (tx) => {
+        tx.audit(audited('a'));
+        return tx.append([tokenRule('a')], 'test', T0);
+      }),
+      writer.write(async (tx) => {
+        tx.audit(audited('b'));
+        const entries = tx.append([tokenRule('b')], 'test', T0);
+        tx.send('SELECT 1 / $1::int', [0]);
+        await tx.query('SELECT $1::int', [1]); // refused: the transaction is aborted since the division
+        return entries;
+      }),
+      writer.write(async (tx) => {
+        tx.audit(audited('c'));
+        return tx.append([tokenRule('c')], 'test', T0);
+      }),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
+    const failure = (results[1] as PromiseRejectedResult).reason;
+    assert.equal(
+      failure.code,
+      '22012',
+      `the division's own error (division_by_zero), got ${failure.message}`,
+    );
+    const log = await store.readLog(0, 10);
+    assert.deepEqual(log.map(jtiOf), ['a', 'c']);
+    assert.deepEqual(log, [
+      ...(results[0] as PromiseFulfilledResult<LogEntry[]>).value,
+      ...(results[2] as PromiseFulfilledResult<LogEntry[]>).value,
+    ]);
+    assert.deepEqual(announced, log);
+    assert.deepEqual(
+      (await store.readAudit({ limit: 10 })).map((e) => e.jti),
+      ['a', 'c'],
+      "the failed write's audit events are not written",
+    );
+  });
+
+  test('writes from many turns of the event loop run in concurrent batches: each committed once, cursors gapless', async (t) => {
+    const { writer, announced, store } = await batcher(t, 4);
+    const writes: Array<Promise<LogEntry[]>> = [];
+    for (let turn = 0; turn < 40; turn++) {
+      for (let i = 0; i < 5; i++) {
+        const jti = `j${turn}-${i}`;
+        writes.push(
+          writer.write(async (tx) => {
+            tx.audit(audited(jti));
+            return tx.append([tokenRule(jti)], 'test', T0);
+          }),
+        );
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const entries = (await Promise.all(writes)).flat();
+    const log = await readAll(store);
+    assert.deepEqual(
+      log.map((e) => e.cursor),
+      Array.from({ length: 200 }, (_, i) => i + 1),
+    );
+    assert.deepEqual(
+      [...entries].sort((x, y) => x.cursor - y.cursor),
+      log,
+    );
+    assert.deepEqual(
+      [...announced].sort((x, y) => x.cursor - y.cursor),
+      log,
+    );
+    assert.equal((await store.readAudit({ limit: 500 })).length, 200);
+  });
+});
+
+async function readAll(store: PostgresStore): Promise<LogEntry[]> {
+  const log: LogEntry[] = [];
+  for (;;) {
+    const page = await store.readLog(log.at(-1)?.cursor ?? 0, 100);
+    if (page.length === 0) return log;
+    log.push(...page);
+  }
+}
 
 describe('PostgreSQL migrations', () => {
   test('open() refuses an unmigrated database and says to run revokd migrate', async (t) => {

@@ -23,13 +23,17 @@
  *   rules reflect.
  * The price is that log appends from all nodes are serialised for the duration of one insert and one durable
  * COMMIT; everything else a write does (effects, audit, row locks) happens before, outside that window, and
- * same-node writes share one transaction (write-batcher.ts), so one lock hold covers many appends.
+ * same-node writes share one transaction (write-batcher.ts), so one lock hold covers many appends, and that
+ * transaction sends its last statement and COMMIT together, so the hold lasts one round trip.
  *
  * ## Cross-node atomicity
  * The SQLite store gets these from its single writer; here they come from locks, at READ COMMITTED:
- * - Rotation locks the token, its family and its session (`FOR UPDATE`) before reading them, so concurrent
- *   rotations of one token run one after the other, each deciding on what the previous one committed; and a
- *   revocation ending the session or family (an UPDATE of the same rows) is ordered with it, never undone by it.
+ * - Rotation reads the token, its family and its session `FOR UPDATE`, so concurrent rotations of one token run
+ *   one after the other, each deciding on what the previous one committed (a row locked by a transaction that
+ *   then changed it is read again in its committed version: READ COMMITTED's re-check); and a revocation ending
+ *   the session or family (an UPDATE of the same rows) is ordered with it, never undone by it. The subject's
+ *   suspension is read from the statement's snapshot, not locked: a suspension ends the subject's sessions, so
+ *   one that commits while the rotation waits for its locks shows in the session row it then reads.
  * - openSession takes a shared transaction-scoped advisory lock on its subject, and a revocation that suspends
  *   the subject or ends its sessions takes it exclusively before its effects: either the session commits first
  *   and is ended, or the opening waits and then finds the subject suspended.
@@ -98,6 +102,11 @@ const SUBJECT_LOCK_NAMESPACE = 0x7265766c;
 
 type Row = Record<string, unknown>;
 
+/** Most write batches in flight at once (each on its own connection). */
+const MAX_WRITE_BATCHES = 4;
+
+const poolSize = (options: PostgresStoreOptions): number => options.poolSize ?? 10;
+
 /** Client records remembered; more are not cached (a flood of unknown ids must not grow memory). */
 const CLIENT_CACHE_SIZE = 10_000;
 
@@ -122,7 +131,13 @@ export class PostgresStore implements Store {
    */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const client = clientConfig(options);
-    const pool = new pg.Pool({ ...client, max: options.poolSize ?? 10, idleTimeoutMillis: 30_000 });
+    // Pipelined: the write batcher sends statements without waiting for each result (see write-batcher.ts).
+    const pool = new pg.Pool({
+      ...client,
+      pipeline: true,
+      max: poolSize(options),
+      idleTimeoutMillis: 30_000,
+    });
     // An idle connection that dies (PostgreSQL restarted) is dropped by the pool; the next checkout reconnects.
     pool.on('error', () => {});
     const nodeId = randomUUID();
@@ -163,6 +178,8 @@ export class PostgresStore implements Store {
     const { onLogAppended, onRemoteCommit } = options;
     this.#writer = new WriteBatcher({
       pool,
+      // Leaves connections for reads (client lookups, snapshots) while writes are busy.
+      concurrency: Math.max(1, Math.min(MAX_WRITE_BATCHES, poolSize(options) - 2)),
       notifyPayload: nodeId,
       committed: (entries) => onLogAppended?.(entries),
       // Our own NOTIFY is ignored by our listener, so a commit we cannot confirm must be looked for in the log.
@@ -276,7 +293,7 @@ export class PostgresStore implements Store {
           ],
         );
       }
-      await insertAudit(tx, audit);
+      tx.audit(audit);
     }).catch((error: unknown) => {
       // Two nodes rotating (or creating the first key) at once: the second finds the other's key active.
       if (error instanceof pg.DatabaseError && error.constraint === 'revokd_signing_keys_one_active') {
@@ -312,7 +329,7 @@ export class PostgresStore implements Store {
     return this.#write(async (tx): Promise<OpenSessionOutcome> => {
       // Shared with other openings, exclusive with a suspension: see "Cross-node atomicity" above. The check
       // below is a new statement, so it sees a suspension that committed while this waited for the lock.
-      await tx.query('SELECT pg_advisory_xact_lock_shared($1::int, hashtext($2))', [
+      tx.send('SELECT pg_advisory_xact_lock_shared($1::int, hashtext($2))', [
         SUBJECT_LOCK_NAMESPACE,
         session.subject,
       ]);
@@ -334,7 +351,7 @@ export class PostgresStore implements Store {
         input.familyId,
         input.refreshTokenHash,
       ]);
-      await insertAudit(tx, input.audit);
+      tx.audit(input.audit);
       if (input.allow === undefined) return { kind: 'opened' };
       const [allowed] = tx.append([input.allow], ALLOW_REASON, session.createdAtMs);
       return { kind: 'opened', allowed: allowed! };
@@ -343,10 +360,8 @@ export class PostgresStore implements Store {
 
   rotateRefreshToken(input: RotateInput): Promise<RotateOutcome> {
     return this.#write(async (tx): Promise<RotateOutcome> => {
-      // Lock first, then read in a new statement: the read sees whatever a rotation or revocation that held
-      // these rows committed, and nothing can change them until this transaction ends.
-      await tx.query(LOCK_TOKEN, [input.presentedHash]);
-      const { rows } = await tx.query(FIND_TOKEN, [input.presentedHash]);
+      // Locked as read: nothing can change these rows until this transaction ends (see "Cross-node atomicity").
+      const { rows } = await tx.query(`${FIND_TOKEN} FOR UPDATE OF t, f, s`, [input.presentedHash]);
       const row = rows[0];
       let outcome: RotateOutcome;
       if (!row) {
@@ -412,7 +427,7 @@ export class PostgresStore implements Store {
         const [allowed] = tx.append([input.allow], ALLOW_REASON, input.nowMs);
         outcome = { ...outcome, allowed: allowed! };
       }
-      await insertAudit(tx, input.audit(outcome));
+      tx.audit(input.audit(outcome));
       return outcome;
     });
   }
@@ -475,7 +490,7 @@ export class PostgresStore implements Store {
         [subject],
       );
       const changed = (rowCount ?? 0) > 0;
-      if (changed) await insertAudit(tx, [audit]);
+      if (changed) tx.audit([audit]);
       return changed;
     });
   }
@@ -558,7 +573,7 @@ export class PostgresStore implements Store {
         [claim.id, claim.attempts],
       );
       if ((rowCount ?? 0) === 0) return false;
-      await insertAudit(tx, outcome.audit);
+      tx.audit(outcome.audit);
       return true;
     });
   }
@@ -566,7 +581,7 @@ export class PostgresStore implements Store {
   // --- audit ---
 
   appendAudit(events: readonly AuditEvent[]): Promise<void> {
-    return this.#write((tx) => insertAudit(tx, events));
+    return this.#write(async (tx) => tx.audit(events));
   }
 
   readAudit(query: AuditQuery): Promise<AuditRecord[]> {
@@ -630,18 +645,24 @@ export class PostgresStore implements Store {
     const subjects = request.effects.flatMap((e) =>
       e.kind === 'suspend-subject' || e.kind === 'end-subject-sessions' ? [e.subject] : [],
     );
+    const statements = request.effects.map((effect) => effectStatement(effect, request));
     if (subjects.length > 0) {
       // Exclusive with openSession for these subjects (see "Cross-node atomicity"), taken before any effect.
-      await tx.query(
+      statements.unshift([
         `SELECT pg_advisory_xact_lock($1::int, h)
         FROM (SELECT DISTINCT hashtext(s) AS h FROM unnest($2::text[]) AS s ORDER BY h) AS subjects`,
         [SUBJECT_LOCK_NAMESPACE, subjects],
-      );
+      ]);
     }
-    for (const effect of request.effects) await applyEffect(tx, effect, request);
+    // Sent together; the last one is waited for, and fails if any before it did.
+    statements.forEach(([sql, params], i) => {
+      if (i < statements.length - 1) tx.send(sql, params);
+    });
+    const last = statements.at(-1);
+    if (last) await tx.query(last[0], last[1]);
     // Cursors are assigned at commit, as the transaction's last step (see "Cluster ordering").
     const entries = tx.append(request.rules, request.reason, request.nowMs);
-    await insertAudit(tx, request.audit);
+    tx.audit(request.audit);
     return entries;
   }
 }
@@ -661,48 +682,38 @@ function clientConfig(options: PostgresStoreOptions): pg.ClientConfig {
   };
 }
 
-async function applyEffect(
-  tx: WriteContext,
-  effect: RevocationEffect,
-  { nowMs, reason }: RevocationRequest,
-): Promise<void> {
+type Statement = readonly [sql: string, params: readonly unknown[]];
+
+/** The statement that applies one effect of a revocation. */
+function effectStatement(effect: RevocationEffect, { nowMs, reason }: RevocationRequest): Statement {
   switch (effect.kind) {
     case 'end-session':
-      await tx.query(endSessions('s.sid = $3'), [nowMs, reason, effect.sid]);
-      return;
+      return [endSessions('s.sid = $3'), [nowMs, reason, effect.sid]];
     case 'end-family':
-      await tx.query(
+      return [
         'UPDATE revokd_refresh_families SET revoked_at_ms = $1 WHERE fid = $2 AND revoked_at_ms IS NULL',
         [nowMs, effect.fid],
-      );
-      return;
+      ];
     case 'end-subject-sessions':
-      await tx.query(endSessions('s.subject = $3'), [nowMs, reason, effect.subject]);
-      return;
+      return [endSessions('s.subject = $3'), [nowMs, reason, effect.subject]];
     case 'end-client-sessions':
-      await tx.query(endSessions('s.client_id = $3'), [nowMs, reason, effect.clientId]);
-      return;
+      return [endSessions('s.client_id = $3'), [nowMs, reason, effect.clientId]];
     case 'end-claim-sessions':
       // A claim may hold one value or an array of values: jsonb containment matches a string equal to the
       // value or an array holding it. Quotes are dropped from the name, as the SQLite store's JSON path does.
-      await tx.query(endSessions('s.claims -> $3::text @> to_jsonb($4::text)'), [
-        nowMs,
-        reason,
-        effect.claim.replaceAll('"', ''),
-        effect.value,
-      ]);
-      return;
+      return [
+        endSessions('s.claims -> $3::text @> to_jsonb($4::text)'),
+        [nowMs, reason, effect.claim.replaceAll('"', ''), effect.value],
+      ];
     case 'end-all-sessions':
-      await tx.query(endSessions('TRUE'), [nowMs, reason]);
-      return;
+      return [endSessions('TRUE'), [nowMs, reason]];
     case 'suspend-subject':
-      await tx.query(
+      return [
         `INSERT INTO revokd_subjects (subject, suspended_at_ms, suspend_reason) VALUES ($1, $2, $3)
         ON CONFLICT (subject) DO UPDATE SET suspended_at_ms = excluded.suspended_at_ms,
         suspend_reason = excluded.suspend_reason`,
         [effect.subject, nowMs, reason],
-      );
-      return;
+      ];
   }
 }
 
@@ -723,28 +734,6 @@ const endSessions = (condition: string) => `WITH ended AS (
   WHERE e.absolute_expires_at_ms > $1 AND jsonb_typeof(c.settings -> 'backchannelLogoutUri') = 'string'
   ON CONFLICT (sid, client_id) DO NOTHING`;
 
-async function insertAudit(tx: WriteContext, events: readonly AuditEvent[]): Promise<void> {
-  if (events.length === 0) return;
-  await tx.query(
-    `INSERT INTO revokd_audit (at_ms, type, actor, subject, client_id, sid, jti, reason, detail)
-    SELECT at_ms, type, actor, subject, client_id, sid, jti, reason, detail
-    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-      $9::jsonb[]) WITH ORDINALITY AS a (at_ms, type, actor, subject, client_id, sid, jti, reason, detail, ord)
-    ORDER BY ord`,
-    [
-      events.map((e) => e.atMs),
-      events.map((e) => e.type),
-      events.map((e) => e.actor),
-      events.map((e) => e.subject ?? null),
-      events.map((e) => e.clientId ?? null),
-      events.map((e) => e.sid ?? null),
-      events.map((e) => e.jti ?? null),
-      events.map((e) => e.reason ?? null),
-      events.map((e) => (e.detail === undefined ? null : JSON.stringify(e.detail))),
-    ],
-  );
-}
-
 const SESSION_COLUMNS = `s.sid, s.subject, s.client_id, s.scope, s.audience, s.claims, s.created_at_ms,
   s.last_used_at_ms, s.absolute_expires_at_ms, s.ended_at_ms, s.end_reason`;
 
@@ -758,10 +747,6 @@ const OPEN_SESSION = `WITH session AS (
     RETURNING fid
   )
   INSERT INTO revokd_refresh_tokens (hash, fid, issued_at_ms) SELECT $11::text, fid, $7::bigint FROM family`;
-
-const LOCK_TOKEN = `SELECT 1 FROM revokd_refresh_tokens t
-  JOIN revokd_refresh_families f ON f.fid = t.fid JOIN revokd_sessions s ON s.sid = f.sid
-  WHERE t.hash = $1 FOR UPDATE OF t, f, s`;
 
 const FIND_TOKEN = `SELECT t.fid, t.issued_at_ms, t.rotated_at_ms, t.successor_hash, f.head_hash,
   f.revoked_at_ms AS family_revoked_at_ms, sub.suspended_at_ms, ${SESSION_COLUMNS}

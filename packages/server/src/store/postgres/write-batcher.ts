@@ -1,5 +1,6 @@
 import type { LogEntry, Rule } from '@revokd/guard';
 import type pg from 'pg';
+import type { AuditEvent } from '../port.ts';
 import { classify, int, isUnavailable, unavailable } from './errors.ts';
 
 /** What a write sees of its transaction. */
@@ -10,18 +11,36 @@ export interface WriteContext {
     params?: readonly unknown[],
   ): Promise<pg.QueryResult<R>>;
   /**
+   * Sends a statement whose result the write does not need, without waiting for it: it travels with the next
+   * one (the connection is pipelined). The write's next {@link query} fails with its error if it failed, so it
+   * must be followed by one.
+   */
+  send(sql: string, params?: readonly unknown[]): void;
+  /**
    * Appends rules to the log as part of this write. They get their cursors when the batch commits, so the
    * entries returned here carry cursor 0 until then (a rotation's audit callback sees them so); they are the
    * very objects the write resolves with, and hold their final cursors before anyone is answered.
    */
   append(rules: readonly Rule[], reason: string, nowMs: number): LogEntry[];
+  /**
+   * Records audit events, inserted with the batch's last statement if this write succeeds. Throws (failing this
+   * write) if one cannot be stored.
+   */
+  audit(events: readonly AuditEvent[]): void;
 }
 
 export interface WriteBatcherOptions {
+  /** A pool of pipelined connections (`pipeline: true`). */
   readonly pool: pg.Pool;
+  /** Most batches in flight at once, each on its own connection. */
+  readonly concurrency: number;
   /** Sent as the payload of `NOTIFY revokd_log`, so this store's listener can tell its own commits apart. */
   readonly notifyPayload: string;
-  /** Runs after each commit that appended entries, with them in cursor order, before any writer is answered. */
+  /**
+   * Runs after each commit that appended entries, with them in cursor order, before any writer of the batch is
+   * answered. Concurrent batches may commit their entries in one order and report them in another: a listener
+   * that needs every entry in order reads the log when a report does not continue its cursor.
+   */
   readonly committed: (entries: readonly LogEntry[]) => void;
   /**
    * Runs when the connection was lost while COMMIT was under way: PostgreSQL may have committed the batch,
@@ -48,15 +67,57 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /** Most writes in one transaction: bounds how long a batch holds its row locks. */
 const MAX_BATCH = 64;
-/** Attempts of a batch that hits a deadlock or serialization failure with another node's transaction. */
+/** Attempts of a batch that hits a deadlock or serialization failure with another transaction. */
 const MAX_ATTEMPTS = 4;
+/** SQLSTATE of a statement refused because an earlier one of the transaction failed. */
+const IN_FAILED_TRANSACTION = '25P02';
+
+const AUDIT_COLUMNS = 'at_ms, type, actor, subject, client_id, sid, jti, reason, detail';
+
+/** An audit event as the values of its row, in {@link AUDIT_COLUMNS} order (its detail already serialised). */
+type AuditRow = readonly unknown[];
+
+/** Serialises now, so an event that cannot be stored fails its own write, not its batch. */
+function auditRow(e: AuditEvent): AuditRow {
+  const detail = e.detail === undefined ? null : JSON.stringify(e.detail);
+  return [
+    e.atMs,
+    e.type,
+    e.actor,
+    e.subject ?? null,
+    e.clientId ?? null,
+    e.sid ?? null,
+    e.jti ?? null,
+    e.reason ?? null,
+    detail,
+  ];
+}
+
+/** The audit rows of a batch, as the nine arrays the `unnest` below takes. */
+function auditArrays(rows: readonly AuditRow[]): unknown[][] {
+  return Array.from({ length: 9 }, (_, column) => rows.map((row) => row[column]));
+}
+
+/** Inserts audit events given as arrays from parameter `$first` on, in their order. */
+const insertAudit = (first: number) => {
+  const p = (i: number) => `$${first + i}`;
+  return `INSERT INTO revokd_audit (${AUDIT_COLUMNS}) SELECT ${AUDIT_COLUMNS}
+    FROM unnest(${p(0)}::bigint[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::text[], ${p(4)}::text[],
+      ${p(5)}::text[], ${p(6)}::text[], ${p(7)}::text[], ${p(8)}::jsonb[])
+      WITH ORDINALITY AS a (${AUDIT_COLUMNS}, ord)
+    ORDER BY ord`;
+};
+
+const INSERT_AUDIT = insertAudit(1);
 
 /**
- * Cursors for the `$1` new entries, taken as the last statement before COMMIT (see postgres-store.ts, "Cluster
- * ordering"): the head row's lock is held only while the entries are inserted and the commit is made durable.
- * The NOTIFY rides in the same statement; PostgreSQL delivers it at commit, and only if the commit happens.
+ * The batch's audit events, and cursors for the `$1` new entries, taken as the last statement before COMMIT (see
+ * postgres-store.ts, "Cluster ordering"): the head row's lock is held only while the entries are inserted and
+ * the commit is made durable. The NOTIFY rides in the same statement; PostgreSQL delivers it at commit, and only
+ * if the commit happens.
  */
-const APPEND_ENTRIES = `WITH head AS (
+const APPEND_ENTRIES = `WITH audit AS (${insertAudit(7)}
+  ), head AS (
     UPDATE revokd_log_head SET cursor = cursor + $1::bigint RETURNING cursor
   ), appended AS (
     INSERT INTO revokd_log (cursor, rule, reason, created_at_ms, expires_at_ms)
@@ -69,19 +130,24 @@ const APPEND_ENTRIES = `WITH head AS (
     pg_notify('revokd_log', $6) AS notified`;
 
 /**
- * Group commit for PostgreSQL: every write queued while the previous batch was committing runs in one
- * transaction on one connection, each in its own savepoint, so one failing write is rolled back alone and the
- * others still commit, and many writers share one durable commit. No caller is answered before the commit that
- * holds its write has returned. Batches run one at a time, so this store's own log entries are announced in
- * cursor order. A batch that loses a deadlock or serialization race to another node is retried as a whole.
+ * Group commit for PostgreSQL: the writes queued while the connections were busy run in one transaction, each
+ * in its own savepoint (taken only before its first statement), so one failing write is rolled back alone and
+ * the others still commit, and many writers share one durable commit. No caller is answered before the commit
+ * that holds its write has returned.
+ *
+ * Round trips, not the server, are what a write costs here, so a batch makes few: its connection is pipelined
+ * (BEGIN, savepoints, statements whose results are not needed, and COMMIT travel with the next statement), the
+ * audit events of all its writes go in with its last statement, and that statement also appends its log
+ * entries. A revocation of one token is one round trip. Up to `concurrency` batches run at once, on their own
+ * connections: while one holds the log head's lock for its commit, the next does everything before that.
+ * A batch that loses a deadlock or serialization race to another transaction is retried as a whole.
  */
 export class WriteBatcher {
   readonly #options: WriteBatcherOptions;
   #queue: PendingWrite[] = [];
-  #running = false;
+  #scheduled = false;
+  #inFlight = 0;
   #idle: Array<() => void> = [];
-  /** Whether the current attempt has sent COMMIT (batches run one at a time). */
-  #commitSent = false;
 
   constructor(options: WriteBatcherOptions) {
     this.#options = options;
@@ -90,33 +156,43 @@ export class WriteBatcher {
   write<T>(run: (tx: WriteContext) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.#queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
-      if (!this.#running) {
-        this.#running = true;
-        setImmediate(() => void this.#drain());
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        // The writes of one turn of the event loop go together.
+        setImmediate(() => {
+          this.#scheduled = false;
+          this.#pump();
+        });
       }
     });
   }
 
   /** Resolves once every queued write has been committed or rejected. */
   idle(): Promise<void> {
-    if (!this.#running) return Promise.resolve();
+    if (this.#inFlight === 0 && this.#queue.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idle.push(resolve));
   }
 
-  async #drain(): Promise<void> {
-    while (this.#queue.length > 0) {
+  #pump(): void {
+    while (this.#queue.length > 0 && this.#inFlight < this.#options.concurrency) {
       const batch = this.#queue.splice(0, MAX_BATCH);
-      await this.#commit(batch);
+      this.#inFlight += 1;
+      void this.#commit(batch).finally(() => {
+        this.#inFlight -= 1;
+        this.#pump();
+        if (this.#inFlight === 0 && this.#queue.length === 0) {
+          for (const resolve of this.#idle.splice(0)) resolve();
+        }
+      });
     }
-    this.#running = false;
-    for (const resolve of this.#idle.splice(0)) resolve();
   }
 
   async #commit(batch: readonly PendingWrite[]): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       let result: { outcomes: Outcome[]; entries: PendingEntry[] };
+      const attemptState = { commitSent: false };
       try {
-        result = await this.#attempt(batch);
+        result = await this.#attempt(batch, attemptState);
       } catch (error) {
         if (classify(error) === 'retry' && attempt < MAX_ATTEMPTS) {
           await new Promise((r) => setTimeout(r, attempt * (5 + Math.random() * 20)));
@@ -126,7 +202,7 @@ export class WriteBatcher {
           ? error
           : unavailable(`the PostgreSQL store could not commit (${describe(error)})`, error);
         for (const write of batch) write.reject(failure);
-        if (this.#commitSent) this.#report(this.#options.commitInDoubt);
+        if (attemptState.commitSent) this.#report(this.#options.commitInDoubt);
         return;
       }
       if (result.entries.length > 0) {
@@ -155,108 +231,241 @@ export class WriteBatcher {
    * once COMMIT has returned; rejects when the whole batch failed (nothing of it committed, unless the
    * connection was lost during COMMIT itself, when PostgreSQL may or may not have committed it).
    */
-  async #attempt(batch: readonly PendingWrite[]): Promise<{ outcomes: Outcome[]; entries: PendingEntry[] }> {
-    this.#commitSent = false;
+  async #attempt(
+    batch: readonly PendingWrite[],
+    state: { commitSent: boolean },
+  ): Promise<{ outcomes: Outcome[]; entries: PendingEntry[] }> {
     let client: pg.PoolClient;
     try {
       client = await this.#options.pool.connect();
     } catch (cause) {
       throw unavailable('cannot connect to PostgreSQL', cause);
     }
-    let lost: unknown;
-    // A checked-out client that loses its connection emits 'error'; without a listener that would crash.
-    const onError = (error: unknown) => {
-      lost ??= error;
-    };
-    client.on('error', onError);
-    const run = async (sql: string, params?: readonly unknown[]) => {
-      try {
-        return await client.query(sql, params as unknown[] | undefined);
-      } catch (error) {
-        if (classify(error) === 'unavailable') {
-          lost ??= error;
-          throw unavailable(`PostgreSQL failed: ${describe(error)}`, error);
-        }
-        throw error;
-      }
-    };
+    const connection = new PipelinedTransaction(client);
     let open = false;
     try {
-      await run('BEGIN');
+      connection.send('BEGIN');
       open = true;
       // One write alone needs no savepoint: its failure rolls back the transaction, which holds nothing else.
       const savepoints = batch.length > 1;
       const outcomes: Outcome[] = [];
       const entries: PendingEntry[] = [];
+      const audit: AuditRow[] = [];
       for (const write of batch) {
         const appended: PendingEntry[] = [];
+        const audited: AuditRow[] = [];
+        let started = false;
+        let savepoint = false;
+        const start = () => {
+          started = true;
+          if (savepoints && !savepoint) {
+            connection.send('SAVEPOINT revokd_write');
+            savepoint = true;
+          }
+        };
         const tx: WriteContext = {
-          query: run as WriteContext['query'],
+          query: ((sql: string, params?: readonly unknown[]) => {
+            start();
+            return connection.query(sql, params);
+          }) as WriteContext['query'],
+          send(sql, params) {
+            start();
+            connection.send(sql, params);
+          },
           append(rules, reason, nowMs) {
             const added = rules.map((rule) => ({ entry: { cursor: 0, rule }, reason, createdAtMs: nowMs }));
             appended.push(...added);
             return added.map((pending) => pending.entry);
           },
+          audit(events) {
+            audited.push(...events.map(auditRow));
+          },
         };
-        if (savepoints) await run('SAVEPOINT revokd_write');
         try {
           const value = await write.run(tx);
-          if (savepoints) await run('RELEASE SAVEPOINT revokd_write');
+          if (savepoint) connection.send('RELEASE SAVEPOINT revokd_write');
           outcomes.push({ ok: true, value });
           entries.push(...appended);
+          audit.push(...audited);
         } catch (error) {
           // Lost connection, deadlock, serialization failure: the batch fails (and may be retried) as a whole.
-          if (lost !== undefined || isUnavailable(error) || classify(error) === 'retry') throw error;
-          if (savepoints) {
-            await run('ROLLBACK TO SAVEPOINT revokd_write');
-            await run('RELEASE SAVEPOINT revokd_write');
-          } else {
-            await run('ROLLBACK');
+          if (connection.lost !== undefined || isUnavailable(error) || classify(error) === 'retry')
+            throw error;
+          if (savepoint) {
+            await connection.recover('ROLLBACK TO SAVEPOINT revokd_write');
+            connection.send('RELEASE SAVEPOINT revokd_write');
+          } else if (started) {
+            await connection.recover('ROLLBACK');
             open = false;
           }
           outcomes.push({ ok: false, error });
         }
       }
       if (!open) return { outcomes, entries };
-      if (entries.length > 0) await this.#assignCursors(run, entries);
-      this.#commitSent = true;
-      const commit = await run('COMMIT');
-      open = false;
+      // The last statement and COMMIT go together: the log head's lock is held for one round trip, not two.
+      const last =
+        entries.length > 0
+          ? connection.sendForResult(APPEND_ENTRIES, [
+              entries.length,
+              entries.map((e) => JSON.stringify(e.entry.rule)),
+              entries.map((e) => e.reason),
+              entries.map((e) => e.createdAtMs),
+              entries.map((e) => e.entry.rule.expiresAtMs),
+              this.#options.notifyPayload,
+              ...auditArrays(audit),
+            ])
+          : audit.length > 0
+            ? connection.sendForResult(INSERT_AUDIT, auditArrays(audit))
+            : undefined;
+      state.commitSent = true;
+      const commit = connection.sendForResult('COMMIT');
+      open = false; // COMMIT ends the transaction, whatever became of the statement before it.
+      const [appended, committed] = await Promise.allSettled([
+        last === undefined ? undefined : connection.settle(last),
+        connection.settle(commit),
+      ]);
+      if (committed.status === 'rejected') throw committed.reason;
       // COMMIT of a transaction that had failed answers ROLLBACK instead of an error: certainly not committed.
-      if (commit.command !== 'COMMIT') {
-        this.#commitSent = false;
-        throw unavailable('PostgreSQL rolled the batch back', undefined);
+      if (committed.value.command !== 'COMMIT' || appended.status === 'rejected') {
+        state.commitSent = false;
+        throw appended.status === 'rejected'
+          ? appended.reason
+          : unavailable('PostgreSQL rolled the batch back', undefined);
       }
+      if (entries.length > 0) assignCursors(entries, appended.value!);
       return { outcomes, entries };
     } catch (error) {
-      if (open && lost === undefined) await client.query('ROLLBACK').catch((e: unknown) => (lost ??= e));
+      if (open && connection.lost === undefined) await connection.abandon();
       throw error;
     } finally {
-      client.off('error', onError);
-      client.release(lost === undefined ? undefined : lost instanceof Error ? lost : new Error(String(lost)));
+      connection.release();
+    }
+  }
+}
+
+/** Sets the cursors of appended entries from the result of {@link APPEND_ENTRIES}. */
+function assignCursors(entries: PendingEntry[], result: pg.QueryResult): void {
+  const row = result.rows[0];
+  if (int(row?.appended) !== entries.length) throw new Error('the log append wrote a wrong number of rows');
+  const first = int(row?.last) - entries.length + 1;
+  entries.forEach((pending, i) => {
+    pending.entry.cursor = first + i;
+  });
+}
+
+/**
+ * One pooled connection in pipeline mode, running one transaction: statements may be sent without waiting for
+ * their results, which arrive in order. Remembers the first failure of a statement nobody waited for, so the
+ * statement that then fails because the transaction is aborted (25P02) reports the cause instead.
+ */
+class PipelinedTransaction {
+  readonly #client: pg.PoolClient;
+  /** The error that lost the connection (or made the store unavailable), if any. */
+  lost: unknown;
+  #unawaitedError: unknown;
+  #corked = false;
+  readonly #unawaited: Array<Promise<unknown>> = [];
+  readonly #onError = (error: unknown) => {
+    this.lost ??= error;
+  };
+
+  constructor(client: pg.PoolClient) {
+    this.#client = client;
+    // A checked-out client that loses its connection emits 'error'; without a listener that would crash.
+    client.on('error', this.#onError);
+  }
+
+  send(sql: string, params?: readonly unknown[]): void {
+    this.#cork();
+    const sent = this.#client.query(statement(sql, params)).catch((error: unknown) => {
+      this.#unawaitedError ??= error;
+    });
+    this.#unawaited.push(sent);
+  }
+
+  /** Sends a statement now; its result is read later with {@link settle}. */
+  sendForResult(sql: string, params?: readonly unknown[]): Promise<pg.QueryResult> {
+    this.#cork();
+    const sent = this.#client.query(statement(sql, params));
+    // Read by settle(); until then a rejection must not count as unhandled.
+    sent.catch(() => {});
+    return sent;
+  }
+
+  query(sql: string, params?: readonly unknown[]): Promise<pg.QueryResult> {
+    return this.settle(this.sendForResult(sql, params));
+  }
+
+  async settle(sent: Promise<pg.QueryResult>): Promise<pg.QueryResult> {
+    try {
+      return await sent;
+    } catch (error) {
+      // Results arrive in order: every statement sent before this one has settled by now.
+      await Promise.all(this.#unawaited);
+      const cause =
+        (error as { code?: string }).code === IN_FAILED_TRANSACTION && this.#unawaitedError !== undefined
+          ? this.#unawaitedError
+          : error;
+      if (classify(cause) === 'unavailable') {
+        this.lost ??= cause;
+        throw unavailable(`PostgreSQL failed: ${describe(cause)}`, cause);
+      }
+      throw cause;
     }
   }
 
-  async #assignCursors(
-    run: (sql: string, params?: readonly unknown[]) => Promise<pg.QueryResult>,
-    entries: PendingEntry[],
-  ): Promise<void> {
-    const { rows } = await run(APPEND_ENTRIES, [
-      entries.length,
-      entries.map((e) => JSON.stringify(e.entry.rule)),
-      entries.map((e) => e.reason),
-      entries.map((e) => e.createdAtMs),
-      entries.map((e) => e.entry.rule.expiresAtMs),
-      this.#options.notifyPayload,
-    ]);
-    const last = int(rows[0]?.last);
-    if (int(rows[0]?.appended) !== entries.length)
-      throw new Error('the log append wrote a wrong number of rows');
-    const first = last - entries.length + 1;
-    entries.forEach((pending, i) => {
-      pending.entry.cursor = first + i;
+  /**
+   * Holds the socket's writes until the current synchronous run ends, so the statements it sends (BEGIN and the
+   * first query, the last statement and COMMIT) leave in one write: a system call costs more than a statement.
+   */
+  #cork(): void {
+    if (this.#corked) return;
+    const { stream } = this.#client.connection;
+    stream.cork();
+    this.#corked = true;
+    process.nextTick(() => {
+      this.#corked = false;
+      stream.uncork();
     });
   }
+
+  /** Runs a statement that brings an aborted transaction (or savepoint) back: earlier failures are then undone. */
+  async recover(sql: string): Promise<void> {
+    await this.query(sql);
+    this.#unawaitedError = undefined;
+  }
+
+  /** Rolls back what is left of a failed attempt. */
+  async abandon(): Promise<void> {
+    await this.#client.query('ROLLBACK').catch((error: unknown) => {
+      this.lost ??= error;
+    });
+  }
+
+  release(): void {
+    this.#client.off('error', this.#onError);
+    const lost = this.lost;
+    this.#client.release(
+      lost === undefined ? undefined : lost instanceof Error ? lost : new Error(String(lost)),
+    );
+  }
+}
+
+/** Names given to the statements this process runs, by text. */
+const statementNames = new Map<string, string>();
+
+/**
+ * A statement with parameters runs as a named prepared statement, parsed and planned once per connection
+ * instead of once per call; the rest (BEGIN, COMMIT, savepoints) go as simple queries.
+ */
+function statement(text: string, params: readonly unknown[] | undefined): pg.QueryConfig {
+  if (params === undefined) return { text };
+  let name = statementNames.get(text);
+  if (name === undefined) {
+    name = `revokd_w${statementNames.size + 1}`;
+    statementNames.set(text, name);
+  }
+  return { name, text, values: params as unknown[] };
 }
 
 function describe(error: unknown): string {
