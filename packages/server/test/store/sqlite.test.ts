@@ -314,6 +314,31 @@ describe('SqliteStore', () => {
     check.close();
   });
 
+  test('client records are cached: changes through the store show at once, changes by another process within 100 ms', async (t) => {
+    const { store, path } = openStore(t);
+    await store.saveClient(client('app'));
+    assert.deepEqual((await store.getClient('app'))?.scopes, ['read']);
+    await store.saveClient({ ...client('app'), scopes: ['write'] });
+    assert.deepEqual((await store.getClient('app'))?.scopes, ['write'], 'its own write empties the cache');
+    // The CLI is another connection (another process) on the same file.
+    const cli = SqliteStore.open({ path });
+    t.after(() => cli.close());
+    await cli.deleteClient('app');
+    const deadline = performance.now() + 1000;
+    let seenAfterMs: number | undefined;
+    const start = performance.now();
+    while (performance.now() < deadline) {
+      if ((await store.getClient('app')) === undefined) {
+        seenAfterMs = performance.now() - start;
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.ok(seenAfterMs !== undefined, 'the deletion is seen');
+    // 100 ms is the cache's check interval; the rest is slack for a busy machine's timers.
+    assert.ok(seenAfterMs <= 400, `seen after ${seenAfterMs} ms`);
+  });
+
   test('group commit: the writes of one tick share one commit, announced once in cursor order', async (t) => {
     const { store, announced } = openStore(t);
     const writes = Array.from({ length: 16 }, (_, i) => store.revoke(revocation([`j${i}`])));

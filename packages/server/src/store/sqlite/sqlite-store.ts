@@ -40,6 +40,11 @@ export interface SqliteStoreOptions {
 /** The `reason` recorded with an `allow` entry (allowlist mode). */
 const ALLOW_REASON = 'issued';
 
+/** Client records remembered; more are not cached (a flood of unknown ids must not grow memory). */
+const CLIENT_CACHE_SIZE = 10_000;
+/** How stale a cached client record may be when another process (the CLI) changed it, in milliseconds. */
+const CLIENT_CACHE_CHECK_MS = 100;
+
 /** Ended sessions, and the audit of nothing else, are kept this long after they end, for listing and forensics. */
 const ENDED_SESSION_RETENTION_MS = 7 * 86_400_000;
 
@@ -65,6 +70,15 @@ export class SqliteStore implements Store {
   /** Entries of committed batches not yet durable, one array per batch, oldest first. */
   readonly #notDurable: LogEntry[][] = [];
   readonly #sql: ReturnType<typeof prepareStatements>;
+  /**
+   * Client records, so client authentication is not a read per request. Emptied by this store's own client
+   * writes, and when another connection (the CLI) has committed anything since the cache was last checked, which
+   * it is at most {@link CLIENT_CACHE_CHECK_MS} apart: a client changed by the CLI while a server runs takes
+   * effect there within that.
+   */
+  readonly #clients = new Map<string, ClientRecord>();
+  #clientsCheckedAtMs = 0;
+  #dataVersion = -1;
 
   /** Opens (creating if needed) the database and applies pending migrations. */
   static open(options: SqliteStoreOptions): SqliteStore {
@@ -124,9 +138,26 @@ export class SqliteStore implements Store {
 
   getClient(id: string): Promise<ClientRecord | undefined> {
     return this.#read(() => {
+      this.#checkClientCache();
+      const cached = this.#clients.get(id);
+      if (cached) return cached;
       const row = this.#sql.getClient.get(id) as Row | undefined;
-      return row ? toClient(row) : undefined;
+      const client = row ? toClient(row) : undefined;
+      if (client && this.#clients.size < CLIENT_CACHE_SIZE) this.#clients.set(id, client);
+      return client;
     });
+  }
+
+  #checkClientCache(): void {
+    const now = performance.now();
+    if (now - this.#clientsCheckedAtMs < CLIENT_CACHE_CHECK_MS) return;
+    this.#clientsCheckedAtMs = now;
+    // Changes when another connection commits (never for this connection's own commits).
+    const version = Number((this.#sql.dataVersion.get() as { data_version: number }).data_version);
+    if (version !== this.#dataVersion) {
+      this.#dataVersion = version;
+      this.#clients.clear();
+    }
   }
 
   listClients(): Promise<ClientRecord[]> {
@@ -137,13 +168,17 @@ export class SqliteStore implements Store {
 
   saveClient(client: ClientRecord): Promise<void> {
     const { id, secretHash, ...settings } = client;
-    return this.#writer.write(() => {
-      this.#sql.saveClient.run(id, secretHash, JSON.stringify(settings));
-    });
+    return this.#writer
+      .write(() => {
+        this.#sql.saveClient.run(id, secretHash, JSON.stringify(settings));
+      })
+      .finally(() => this.#clients.clear());
   }
 
   deleteClient(id: string): Promise<boolean> {
-    return this.#writer.write(() => this.#sql.deleteClient.run(id).changes > 0);
+    return this.#writer
+      .write(() => this.#sql.deleteClient.run(id).changes > 0)
+      .finally(() => this.#clients.clear());
   }
 
   // --- keys and secrets ---
@@ -577,6 +612,7 @@ function prepareStatements(db: DatabaseSync) {
   const p = (sql: string): StatementSync => db.prepare(sql);
   return {
     getClient: p('SELECT id, secret_hash, settings FROM clients WHERE id = ?'),
+    dataVersion: p('PRAGMA data_version'),
     listClients: p('SELECT id, secret_hash, settings FROM clients ORDER BY id'),
     saveClient: p(`INSERT INTO clients (id, secret_hash, settings) VALUES (?, ?, ?)
       ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, settings = excluded.settings`),
