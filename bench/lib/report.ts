@@ -79,9 +79,15 @@ function rowTable(rows: readonly Row[]): string[] {
       r.subject,
       r.value ? `${formatValue(r.value.median, r.unit)} ${r.unit}${perOp(r.value.median, r.unit)}` : 'n/a',
       r.value ? `${formatValue(r.value.min, r.unit)} – ${formatValue(r.value.max, r.unit)}` : '',
-      r.ratio
-        ? `${formatRatio(r.ratio.value.median)} ${r.ratio.to} (${formatRatio(r.ratio.value.min)} – ${formatRatio(r.ratio.value.max)})`
-        : '',
+      [r.ratio, r.also]
+        .flatMap((ratio) =>
+          ratio
+            ? [
+                `${formatRatio(ratio.value.median)} ${ratio.to} (${formatRatio(ratio.value.min)} – ${formatRatio(ratio.value.max)})`,
+              ]
+            : [],
+        )
+        .join('; '),
       r.target ? `${r.target.text}: ${status(r.target.met)}` : '',
     ];
     if (withNotes) cells.push(r.note ?? '');
@@ -111,7 +117,8 @@ function pivotTable(rows: readonly Row[]): string[] {
       if (!r) return '';
       if (!r.value) return r.note ? `n/a (${r.note})` : 'n/a';
       const ratio = r.ratio && r.ratio.to !== subject ? ` · ${formatRatio(r.ratio.value.median)}` : '';
-      return `${formatValue(r.value.median, r.unit)}${ratio}`;
+      const also = r.also ? ` (${formatRatio(r.also.value.median)} ${r.also.label})` : '';
+      return `${formatValue(r.value.median, r.unit)}${ratio}${also}`;
     });
     const targets = inGroup
       .filter((r) => r.target)

@@ -1,9 +1,10 @@
 /**
  * Child process of `token-service`: `oidc-provider` as a real HTTP server on a loopback port, configured for the
  * same work as revokd (client credentials with JWT access tokens for a resource, rotating refresh tokens,
- * introspection and revocation, `client_secret_basic`). Grants, refresh tokens and opaque tokens live in memory,
- * in the small `MapAdapter` below: oidc-provider ships no durable adapter, and its default development adapter is an
- * LRU of 1000 entries, which evicts live grants under this load. Nothing is durable: a generous baseline.
+ * introspection and revocation, `client_secret_basic`). Grants, refresh tokens and opaque tokens live where
+ * `argv[6]` says (oidc-adapters.ts): `memory` (nothing durable), `sqlite:<file>` or `postgres:<url>` (every
+ * write durable before it returns, as revokd's). oidc-provider ships no durable adapter; these are written the
+ * usual way, one statement per adapter call.
  *
  * IPC: sends `{ port }` once listening; answers `{ seed: n }` with `{ refreshTokens }`, n refresh tokens minted
  * directly through the provider's models (oidc-provider issues refresh tokens only through authorization_code, i.e.
@@ -11,6 +12,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
+import { type AdapterClass, memoryAdapter, postgresAdapter, sqliteAdapter } from './oidc-adapters.ts';
 
 const API = process.argv[2] ?? 'https://api.example.com';
 const OPAQUE_API = process.argv[3] ?? 'https://opaque.example.com';
@@ -18,70 +20,14 @@ const CLIENT_ID = process.argv[4] ?? 'bench';
 const CLIENT_SECRET = process.argv[5] ?? 'bench-secret';
 const SCOPE = 'api:read';
 
-type Payload = Record<string, unknown> & { grantId?: string; uid?: string; consumed?: number };
+const STORE = process.argv[6] ?? 'memory';
 
-const entries = new Map<string, { payload: Payload; expiresAtMs: number }>();
-const byGrant = new Map<string, Set<string>>();
-const byUid = new Map<string, string>();
-
-/** oidc-provider's adapter interface over process memory, without eviction. */
-class MapAdapter {
-  readonly model: string;
-
-  constructor(model: string) {
-    this.model = model;
-  }
-
-  private key(id: string): string {
-    return `${this.model}:${id}`;
-  }
-
-  async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
-    const key = this.key(id);
-    entries.set(key, { payload, expiresAtMs: expiresIn ? Date.now() + expiresIn * 1000 : Infinity });
-    if (payload.grantId) {
-      let keys = byGrant.get(payload.grantId);
-      if (!keys) {
-        keys = new Set();
-        byGrant.set(payload.grantId, keys);
-      }
-      keys.add(key);
-    }
-    if (payload.uid) byUid.set(payload.uid, id);
-  }
-
-  async find(id: string): Promise<Payload | undefined> {
-    const entry = entries.get(this.key(id));
-    if (!entry) return undefined;
-    if (entry.expiresAtMs <= Date.now()) {
-      entries.delete(this.key(id));
-      return undefined;
-    }
-    return entry.payload;
-  }
-
-  async findByUid(uid: string): Promise<Payload | undefined> {
-    const id = byUid.get(uid);
-    return id === undefined ? undefined : this.find(id);
-  }
-
-  async findByUserCode(): Promise<undefined> {
-    return undefined;
-  }
-
-  async consume(id: string): Promise<void> {
-    const entry = entries.get(this.key(id));
-    if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
-  }
-
-  async destroy(id: string): Promise<void> {
-    entries.delete(this.key(id));
-  }
-
-  async revokeByGrantId(grantId: string): Promise<void> {
-    for (const key of byGrant.get(grantId) ?? []) entries.delete(key);
-    byGrant.delete(grantId);
-  }
+/** `memory`, `sqlite:<file>` or `postgres:<url>` (see oidc-adapters.ts). */
+async function adapterFor(spec: string): Promise<AdapterClass> {
+  if (spec === 'memory') return memoryAdapter();
+  if (spec.startsWith('sqlite:')) return sqliteAdapter(spec.slice('sqlite:'.length));
+  if (spec.startsWith('postgres:')) return postgresAdapter(spec.slice('postgres:'.length));
+  throw new Error(`unknown oidc-provider store: ${spec}`);
 }
 
 const signingKey = {
@@ -104,7 +50,7 @@ const provider = new Provider('http://127.0.0.1', {
       id_token_signed_response_alg: 'EdDSA',
     },
   ],
-  adapter: MapAdapter,
+  adapter: await adapterFor(STORE),
   jwks: { keys: [signingKey] },
   scopes: ['openid', 'offline_access', SCOPE],
   rotateRefreshToken: true,

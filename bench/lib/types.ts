@@ -36,6 +36,8 @@ export interface Row {
   readonly value: Stats | undefined;
   /** This subject relative to another of the same group, computed sample by sample (same round, same conditions). */
   readonly ratio?: { readonly to: string; readonly value: Stats };
+  /** A second ratio, shown next to the first (and not judged); `label` names `to` in a table cell. */
+  readonly also?: { readonly to: string; readonly label: string; readonly value: Stats };
   /** The design target this row is judged against. `met` compares the median. */
   readonly target?: { readonly text: string; readonly met: boolean };
   readonly note?: string;

@@ -1,6 +1,6 @@
 /** The store conformance kit against SqliteStore on a real file, plus what only the embedded store promises. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -9,6 +9,7 @@ import { describe, mock, test } from 'node:test';
 import type { LogEntry, Rule } from '@revokd/guard';
 import { isRevokdError } from '../../src/core/errors.ts';
 import type { ClientRecord } from '../../src/store/port.ts';
+import { Checkpointer } from '../../src/store/sqlite/checkpointer.ts';
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.ts';
 import { SqliteStore, type SqliteStoreOptions } from '../../src/store/sqlite/sqlite-store.ts';
 import { storeConformance } from './conformance.ts';
@@ -98,10 +99,12 @@ function heldSyncs(t: TestContext) {
   let ended = false;
   const sync = {
     started: 0,
-    flush: (done: (error: Error | null) => void) => {
-      sync.started += 1;
-      if (ended) done(null);
-      else waiting.push(done);
+    flush: {
+      background: (done: (error: Error | null) => void) => {
+        sync.started += 1;
+        if (ended) done(null);
+        else waiting.push(done);
+      },
     },
     waiting: () => waiting.length,
     release: (error: Error | null = null) => waiting.shift()!(error),
@@ -312,6 +315,61 @@ describe('SqliteStore', () => {
       { user_version: MIGRATIONS.length + 1 },
     );
     check.close();
+  });
+
+  test('a lone write is synced on the event loop; a batch of several in the background, and one behind it waits', async (t) => {
+    const calls: string[] = [];
+    const waiting: Array<(error: Error | null) => void> = [];
+    const { store } = openStore(t, {
+      flush: {
+        now: () => calls.push('now'),
+        background: (done) => {
+          calls.push('background');
+          waiting.push(done);
+        },
+      },
+    });
+    t.after(() => {
+      for (const done of waiting.splice(0)) done(null);
+    });
+    await store.revoke(revocation(['alone']));
+    assert.deepEqual(calls, ['now']);
+    const pair = Promise.all([store.revoke(revocation(['a'])), store.revoke(revocation(['b']))]);
+    await turns(3);
+    assert.deepEqual(calls, ['now', 'background']);
+    const behind = settled(store.revoke(revocation(['behind'])));
+    await turns(3);
+    assert.equal(behind.state, 'pending', 'it waits for the sync under way, then one of its own');
+    waiting.shift()!(null);
+    await pair;
+    await turns(3);
+    assert.equal(behind.state, 'fulfilled');
+    assert.deepEqual(calls, ['now', 'background', 'now'], 'alone once the sync before it is done');
+  });
+
+  test('checkpoints run on a worker thread: commits never copy the WAL themselves, and the WAL stays bounded', async (t) => {
+    const { path, remove } = tempPath();
+    t.after(remove);
+    const db = new DatabaseSync(path);
+    t.after(() => db.isOpen && db.close());
+    db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; CREATE TABLE filler (x TEXT)');
+    const checkpointer = new Checkpointer({ path, db, intervalMs: 10, maxWalFrames: 200 });
+    t.after(() => checkpointer.close());
+    assert.equal(Object.values(db.prepare('PRAGMA wal_autocheckpoint').get()!)[0], 0);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the worker thread starts
+    const insert = db.prepare('INSERT INTO filler VALUES (?)');
+    let maxWalBytes = 0;
+    for (let i = 0; i < 1500; i++) {
+      db.exec('BEGIN');
+      insert.run('x'.repeat(4000)); // about a page a commit
+      db.exec('COMMIT');
+      checkpointer.committed();
+      maxWalBytes = Math.max(maxWalBytes, statSync(`${path}-wal`).size);
+      if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    // Without checkpoints the WAL would hold all 1500 pages (~6 MB) and the database file none of them.
+    assert.ok(maxWalBytes < 3_000_000, `the WAL started over: it reached ${maxWalBytes} bytes`);
+    assert.ok(statSync(path).size > 3_000_000, 'the pages were copied into the database file');
   });
 
   test('client records are cached: changes through the store show at once, changes by another process within 100 ms', async (t) => {

@@ -20,11 +20,13 @@ interface CommittedBatch {
   readonly needs: number;
 }
 
-/**
- * Makes every transaction committed so far durable, and calls back once it is (or with the error that
- * prevents it): `fdatasync` of the WAL file, on libuv's thread pool.
- */
-export type Flush = (done: (error: Error | null) => void) => void;
+/** Makes every transaction committed so far durable: `fdatasync` of the WAL file. */
+export interface Flush {
+  /** On libuv's thread pool; calls back once done, or with the error that prevents it. */
+  readonly background: (done: (error: Error | null) => void) => void;
+  /** On the calling thread (the event loop); throws if it cannot. */
+  readonly now?: () => void;
+}
 
 export interface CommitHooks {
   /** Runs right after each successful COMMIT, in commit order, before the batch is durable. */
@@ -49,6 +51,11 @@ export interface CommitHooks {
  * committed before it started, so batches that commit during a flush share the next one. No caller is
  * answered, and {@link CommitHooks.durable} does not run, before a flush covering its batch has returned: the
  * guarantee of `synchronous = FULL`, without the event loop waiting for the disk.
+ *
+ * Except for a lone write: a batch of one write with no flush running means nothing else is waiting to be
+ * written, so it is synced right away on the event loop, which spares it the trip to the thread pool and back
+ * (~0.1 ms here, a tenth of a lone refresh). Requests that arrive meanwhile wait in the socket and form the next
+ * batch, which is synced in the background.
  *
  * A failed flush leaves the durability of what was committed unknowable (the kernel may have dropped the
  * pages it could not write): its callers are answered `REVOKD_STORE_UNAVAILABLE`, and so is every later write,
@@ -145,28 +152,41 @@ export class GroupCommit {
     while (this.#awaiting.length > 0 && this.#awaiting[0]!.needs <= this.#durable) {
       this.#settle(this.#awaiting.shift()!);
     }
-    if (this.#awaiting.length > 0 && !this.#flushing && this.#flush) this.#startFlush(this.#flush);
-  }
-
-  #startFlush(flush: Flush): void {
-    this.#flushing = true;
+    if (this.#awaiting.length === 0 || this.#flushing || !this.#flush) return;
+    const flush = this.#flush;
     const covers = this.#committed;
-    flush((error) => {
+    if (flush.now && this.#awaiting.length === 1 && this.#awaiting[0]!.writes.length === 1) {
+      try {
+        flush.now();
+      } catch (error) {
+        this.#flushFailed(error);
+        return;
+      }
+      this.#durable = covers;
+      this.#progress();
+      return;
+    }
+    this.#flushing = true;
+    flush.background((error) => {
       this.#flushing = false;
       if (error) {
-        this.#broken = new RevokdError(
-          'REVOKD_STORE_UNAVAILABLE',
-          'the SQLite store could not make its commits durable (the disk failed a sync); restart revokd',
-          { cause: error },
-        );
-        for (const batch of this.#awaiting.splice(0)) {
-          for (const write of batch.writes) write.reject(this.#broken);
-        }
+        this.#flushFailed(error);
         return;
       }
       this.#durable = covers;
       this.#progress();
     });
+  }
+
+  #flushFailed(error: unknown): void {
+    this.#broken = new RevokdError(
+      'REVOKD_STORE_UNAVAILABLE',
+      'the SQLite store could not make its commits durable (the disk failed a sync); restart revokd',
+      { cause: error },
+    );
+    for (const batch of this.#awaiting.splice(0)) {
+      for (const write of batch.writes) write.reject(this.#broken);
+    }
   }
 
   #changes(): number {

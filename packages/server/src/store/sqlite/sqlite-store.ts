@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { LogEntry, Rule } from '@revokd/guard';
@@ -23,6 +23,7 @@ import type {
   Snapshot,
   Store,
 } from '../port.ts';
+import { Checkpointer } from './checkpointer.ts';
 import { type Flush, GroupCommit } from './group-commit.ts';
 import { MIGRATIONS } from './migrations.ts';
 
@@ -65,6 +66,8 @@ export class SqliteStore implements Store {
   readonly #onLogAppended: ((entries: readonly LogEntry[]) => void) | undefined;
   /** The WAL file, synced before writes are answered; undefined for `:memory:`. */
   readonly #walFd: number | undefined;
+  /** Checkpoints the WAL on a worker thread; undefined for `:memory:`. */
+  readonly #checkpointer: Checkpointer | undefined;
   /** Entries appended by the batch being written. */
   #appended: LogEntry[] = [];
   /** Entries of committed batches not yet durable, one array per batch, oldest first. */
@@ -94,7 +97,8 @@ export class SqliteStore implements Store {
       // Setting WAL mode created the WAL file, and SQLite keeps it (and its inode) while this connection is open.
       const walFd = options.path === ':memory:' ? undefined : openSync(`${options.path}-wal`, 'r');
       if (walFd !== undefined) db.exec('PRAGMA synchronous = NORMAL');
-      return new SqliteStore(db, walFd, options);
+      const checkpointer = walFd === undefined ? undefined : new Checkpointer({ path: options.path, db });
+      return new SqliteStore(db, walFd, checkpointer, options);
     } catch (cause) {
       db?.close();
       throw new RevokdError('REVOKD_STORE_UNAVAILABLE', `cannot open SQLite store at ${options.path}`, {
@@ -103,19 +107,31 @@ export class SqliteStore implements Store {
     }
   }
 
-  private constructor(db: DatabaseSync, walFd: number | undefined, options: SqliteStoreOptions) {
+  private constructor(
+    db: DatabaseSync,
+    walFd: number | undefined,
+    checkpointer: Checkpointer | undefined,
+    options: SqliteStoreOptions,
+  ) {
     this.#db = db;
     this.#walFd = walFd;
+    this.#checkpointer = checkpointer;
     this.#onLogAppended = options.onLogAppended;
     this.#sql = prepareStatements(db);
     const flush: Flush | undefined =
-      walFd === undefined ? undefined : (options.flush ?? ((done) => fdatasync(walFd, done)));
+      walFd === undefined
+        ? undefined
+        : (options.flush ?? {
+            background: (done) => fdatasync(walFd, done),
+            now: () => fdatasyncSync(walFd),
+          });
     this.#writer = new GroupCommit(
       db,
       {
         committed: () => {
           this.#notDurable.push(this.#appended);
           this.#appended = [];
+          this.#checkpointer?.committed();
         },
         durable: () => {
           const entries = this.#notDurable.shift()!;
@@ -477,6 +493,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     // Let queued writes finish, and become durable, before closing.
     await this.#writer.write(() => undefined).catch(() => {});
+    await this.#checkpointer?.close();
     this.#db.close();
     if (this.#walFd !== undefined) closeSync(this.#walFd);
   }
