@@ -32,7 +32,20 @@ export interface AdapterClass {
 export type AdapterKind = 'memory' | 'sqlite' | 'postgres';
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
-const expiresAt = (expiresIn?: number) => (expiresIn ? nowSeconds() + expiresIn : null);
+
+/** The values of an entry's row: model, id, payload, grant_id, uid, user_code, expires_at. */
+function entryRow(model: string, id: string, payload: Payload, expiresIn?: number) {
+  const expiresAt = expiresIn ? nowSeconds() + expiresIn : null;
+  return [
+    model,
+    id,
+    JSON.stringify(payload),
+    payload.grantId ?? null,
+    payload.uid ?? null,
+    payload.userCode ?? null,
+    expiresAt,
+  ] as const;
+}
 
 export function memoryAdapter(): AdapterClass {
   const entries = new Map<string, { payload: Payload; expiresAtMs: number }>();
@@ -125,15 +138,7 @@ export function sqliteAdapter(path: string): AdapterClass {
       this.model = model;
     }
     async upsert(id: string, payload: Payload, expiresIn?: number): Promise<void> {
-      sql.upsert.run(
-        this.model,
-        id,
-        JSON.stringify(payload),
-        payload.grantId ?? null,
-        payload.uid ?? null,
-        payload.userCode ?? null,
-        expiresAt(expiresIn),
-      );
+      sql.upsert.run(...entryRow(this.model, id, payload, expiresIn));
     }
     async find(id: string): Promise<Payload | undefined> {
       return live(sql.find.get(this.model, id));
@@ -179,15 +184,7 @@ export async function postgresAdapter(url: string): Promise<AdapterClass> {
         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (model, id) DO UPDATE SET payload = excluded.payload,
         grant_id = excluded.grant_id, uid = excluded.uid, user_code = excluded.user_code,
         expires_at = excluded.expires_at`,
-        [
-          this.model,
-          id,
-          JSON.stringify(payload),
-          payload.grantId ?? null,
-          payload.uid ?? null,
-          payload.userCode ?? null,
-          expiresAt(expiresIn),
-        ],
+        [...entryRow(this.model, id, payload, expiresIn)],
       );
     }
     async find(id: string): Promise<Payload | undefined> {

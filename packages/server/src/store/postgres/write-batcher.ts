@@ -1,5 +1,6 @@
 import type { LogEntry, Rule } from '@revokd/guard';
 import type pg from 'pg';
+import { AUDIT_COLUMNS, type AuditRow, auditRow } from '../audit-row.ts';
 import type { AuditEvent } from '../port.ts';
 import { classify, int, isUnavailable, unavailable } from './errors.ts';
 
@@ -71,27 +72,6 @@ const MAX_BATCH = 64;
 const MAX_ATTEMPTS = 4;
 /** SQLSTATE of a statement refused because an earlier one of the transaction failed. */
 const IN_FAILED_TRANSACTION = '25P02';
-
-const AUDIT_COLUMNS = 'at_ms, type, actor, subject, client_id, sid, jti, reason, detail';
-
-/** An audit event as the values of its row, in {@link AUDIT_COLUMNS} order (its detail already serialised). */
-type AuditRow = readonly unknown[];
-
-/** Serialises now, so an event that cannot be stored fails its own write, not its batch. */
-function auditRow(e: AuditEvent): AuditRow {
-  const detail = e.detail === undefined ? null : JSON.stringify(e.detail);
-  return [
-    e.atMs,
-    e.type,
-    e.actor,
-    e.subject ?? null,
-    e.clientId ?? null,
-    e.sid ?? null,
-    e.jti ?? null,
-    e.reason ?? null,
-    detail,
-  ];
-}
 
 /** The audit rows of a batch, as the nine arrays the `unnest` below takes. */
 function auditArrays(rows: readonly AuditRow[]): unknown[][] {

@@ -4,6 +4,7 @@ import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlit
 import type { LogEntry, Rule } from '@revokd/guard';
 import { RevokdError } from '../../core/errors.ts';
 import { decideRotation } from '../../core/refresh-rotation.ts';
+import { AUDIT_COLUMNS, auditRow } from '../audit-row.ts';
 import type {
   AuditEvent,
   AuditQuery,
@@ -576,19 +577,7 @@ export class SqliteStore implements Store {
   }
 
   #insertAudit(events: readonly AuditEvent[]): void {
-    for (const e of events) {
-      this.#sql.insertAudit.run(
-        e.atMs,
-        e.type,
-        e.actor,
-        e.subject ?? null,
-        e.clientId ?? null,
-        e.sid ?? null,
-        e.jti ?? null,
-        e.reason ?? null,
-        e.detail === undefined ? null : JSON.stringify(e.detail),
-      );
-    }
+    for (const e of events) this.#sql.insertAudit.run(...auditRow(e));
   }
 }
 
@@ -694,8 +683,7 @@ function prepareStatements(db: DatabaseSync) {
     pruneRules: p('DELETE FROM rules WHERE expires_at_ms <= ?'),
     pruneSessions: p(`DELETE FROM sessions WHERE (ended_at_ms IS NOT NULL AND ended_at_ms < ?)
       OR absolute_expires_at_ms < ?`),
-    insertAudit: p(`INSERT INTO audit (at_ms, type, actor, subject, client_id, sid, jti, reason, detail)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    insertAudit: p(`INSERT INTO audit (${AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
     readAudit: p(`SELECT * FROM audit WHERE id > $after_id
       AND ($subject IS NULL OR subject = $subject) AND ($client_id IS NULL OR client_id = $client_id)
       AND ($sid IS NULL OR sid = $sid) AND ($type IS NULL OR type = $type)
