@@ -72,6 +72,10 @@ export interface Store {
   ): Promise<boolean>;
 
   // --- audit ---
+  /**
+   * Records audit events that no request waits on (the audit trail writes them after the answers they record); like
+   * every write, resolves once durable.
+   */
   appendAudit(events: readonly AuditEvent[]): Promise<void>;
   readAudit(query: AuditQuery): Promise<AuditRecord[]>;
 

@@ -3,6 +3,8 @@ import { RevokdError } from '../../core/errors.ts';
 
 interface PendingWrite {
   readonly run: () => unknown;
+  /** Nobody is waiting on it to answer a request (audit events written after the answer). */
+  readonly background: boolean;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -55,7 +57,8 @@ export interface CommitHooks {
  * Except for a lone write: a batch of one write with no flush running means nothing else is waiting to be
  * written, so it is synced right away on the event loop, which spares it the trip to the thread pool and back
  * (~0.1 ms here, a tenth of a lone refresh). Requests that arrive meanwhile wait in the socket and form the next
- * batch, which is synced in the background.
+ * batch, which is synced in the background. A write nobody waits on to answer a request (`background`) is never
+ * synced on the event loop.
  *
  * A failed flush leaves the durability of what was committed unknowable (the kernel may have dropped the
  * pages it could not write): its callers are answered `REVOKD_STORE_UNAVAILABLE`, and so is every later write,
@@ -85,10 +88,15 @@ export class GroupCommit {
     this.#totalChanges = db.prepare('SELECT total_changes() AS n');
   }
 
-  write<T>(run: () => T): Promise<T> {
+  /**
+   * Runs `run` in the next batch and resolves with its result once the batch is durable. `background`: no request
+   * waits on this write, so it is never synced on the event loop (see "a lone write" above).
+   */
+  write<T>(run: () => T, options: { background?: boolean } = {}): Promise<T> {
     if (this.#broken) return Promise.reject(this.#broken);
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
+      const background = options.background ?? false;
+      this.#queue.push({ run, background, resolve: resolve as (value: unknown) => void, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         setImmediate(() => this.#commit());
@@ -155,7 +163,13 @@ export class GroupCommit {
     if (this.#awaiting.length === 0 || this.#flushing || !this.#flush) return;
     const flush = this.#flush;
     const covers = this.#committed;
-    if (flush.now && this.#awaiting.length === 1 && this.#awaiting[0]!.writes.length === 1) {
+    const [alone] = this.#awaiting;
+    if (
+      flush.now &&
+      this.#awaiting.length === 1 &&
+      alone!.writes.length === 1 &&
+      !alone!.writes[0]!.background
+    ) {
       try {
         flush.now();
       } catch (error) {

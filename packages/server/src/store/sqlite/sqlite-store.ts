@@ -463,7 +463,8 @@ export class SqliteStore implements Store {
   // --- audit ---
 
   appendAudit(events: readonly AuditEvent[]): Promise<void> {
-    return this.#writer.write(() => this.#insertAudit(events));
+    // The audit trail's batches, written after the answers they record: nobody waits on them.
+    return this.#writer.write(() => this.#insertAudit(events), { background: true });
   }
 
   readAudit(query: AuditQuery): Promise<AuditRecord[]> {
