@@ -36,6 +36,7 @@ export class Checkpointer {
   #pending = false;
   #walFrames = 0;
   #closed = false;
+  readonly #exited: Promise<void>;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: CheckpointerOptions) {
@@ -52,8 +53,13 @@ export class Checkpointer {
     this.#worker.on('error', () => {
       if (this.#closed) return;
       this.#closed = true;
-      this.#db.exec('PRAGMA wal_autocheckpoint = 1000');
+      try {
+        this.#db.exec('PRAGMA wal_autocheckpoint = 1000');
+      } catch {
+        // The store's connection is closed already: nothing left to checkpoint.
+      }
     });
+    this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
   }
 
   /** After each commit of the store's connection. */
@@ -75,7 +81,6 @@ export class Checkpointer {
   /** Waits for a checkpoint under way, then ends the worker and its connection. */
   async close(): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer);
-    const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
     this.#worker.ref(); // the process waits for the worker's connection to close
     if (!this.#closed) {
       this.#closed = true;
@@ -83,7 +88,7 @@ export class Checkpointer {
     } else {
       void this.#worker.terminate();
     }
-    await exited;
+    await this.#exited;
   }
 
   #schedule(): void {

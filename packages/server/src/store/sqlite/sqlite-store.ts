@@ -88,6 +88,8 @@ export class SqliteStore implements Store {
   static open(options: SqliteStoreOptions): SqliteStore {
     if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
     let db: DatabaseSync | undefined;
+    let walFd: number | undefined;
+    let checkpointer: Checkpointer | undefined;
     try {
       db = new DatabaseSync(options.path);
       // Migrations commit with `synchronous = FULL` (SQLite syncs them itself); the store's own writes are
@@ -96,11 +98,13 @@ export class SqliteStore implements Store {
         PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)};`);
       migrate(db);
       // Setting WAL mode created the WAL file, and SQLite keeps it (and its inode) while this connection is open.
-      const walFd = options.path === ':memory:' ? undefined : openSync(`${options.path}-wal`, 'r');
+      walFd = options.path === ':memory:' ? undefined : openSync(`${options.path}-wal`, 'r');
       if (walFd !== undefined) db.exec('PRAGMA synchronous = NORMAL');
-      const checkpointer = walFd === undefined ? undefined : new Checkpointer({ path: options.path, db });
+      checkpointer = walFd === undefined ? undefined : new Checkpointer({ path: options.path, db });
       return new SqliteStore(db, walFd, checkpointer, options);
     } catch (cause) {
+      void checkpointer?.close();
+      if (walFd !== undefined) closeSync(walFd);
       db?.close();
       throw new RevokdError('REVOKD_STORE_UNAVAILABLE', `cannot open SQLite store at ${options.path}`, {
         cause,
