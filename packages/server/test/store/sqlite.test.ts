@@ -1,6 +1,7 @@
 /** The store conformance kit against SqliteStore on a real file, plus what only the embedded store promises. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import fs, { fstatSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -315,6 +316,32 @@ describe('SqliteStore', () => {
       { user_version: MIGRATIONS.length + 1 },
     );
     check.close();
+  });
+
+  test('by default a write is answered only after fdatasync of the WAL file (on the event loop or the thread pool)', async (t) => {
+    const { store, path } = openStore(t);
+    const synced: Array<{ how: string; ino: number }> = [];
+    const record = (how: string, fd: number) => synced.push({ how, ino: fstatSync(fd).ino });
+    const syncNow = fs.fdatasyncSync;
+    const syncLater = fs.fdatasync;
+    mock.method(fs, 'fdatasyncSync', (fd: number) => {
+      record('now', fd);
+      syncNow(fd);
+    });
+    mock.method(fs, 'fdatasync', (fd: number, done: (error: Error | null) => void) => {
+      record('background', fd);
+      syncLater(fd, done);
+    });
+    syncBuiltinESMExports(); // the store imports them by name
+    t.after(() => {
+      mock.restoreAll();
+      syncBuiltinESMExports();
+    });
+    const wal = statSync(`${path}-wal`).ino;
+    await store.revoke(revocation(['alone']));
+    assert.deepEqual(synced, [{ how: 'now', ino: wal }]);
+    await Promise.all([store.revoke(revocation(['a'])), store.revoke(revocation(['b']))]);
+    assert.deepEqual(synced.at(-1), { how: 'background', ino: wal });
   });
 
   test('a lone write is synced on the event loop; a batch of several, or one nobody waits on, in the background', async (t) => {
