@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { basicAuthorization, openSessions, revokdTarget } from './lib/revokd-client.ts';
 import type { Answer, Message, Op, Target } from './lib/token-service-load.ts';
 
 const OPS: readonly Op[] = ['issue', 'refresh', 'revoke', 'introspect'];
@@ -29,12 +30,7 @@ if (!beforeDir || !OPS.includes(op) || !(clients > 0) || !(rounds > 0)) {
 const API = 'https://api.example.com';
 const SCRIPT = 'bench/lib/token-service-revokd.ts';
 const secret = randomBytes(24).toString('base64url');
-const authorization = `Basic ${Buffer.from(`bench:${secret}`).toString('base64')}`;
-const clientCredentials = new URLSearchParams({
-  grant_type: 'client_credentials',
-  resource: API,
-  scope: 'api:read',
-});
+const authorization = basicAuthorization('bench', secret);
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
 
@@ -54,25 +50,6 @@ const ask = async (load: ChildProcess, message: Message): Promise<number> => {
   return answer.ops;
 };
 
-/** Opens one session per client by token exchange, for the refresh chains. */
-async function refreshTokens(port: number): Promise<string[]> {
-  return Promise.all(
-    Array.from({ length: clients }, async (_, i) => {
-      const response = await fetch(`http://127.0.0.1:${port}/token`, {
-        method: 'POST',
-        headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({
-          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-          subject_token: `user-${i}`,
-          subject_token_type: 'urn:revokd:params:oauth:token-type:subject',
-          resource: API,
-        }),
-      });
-      return ((await response.json()) as { refresh_token: string }).refresh_token;
-    }),
-  );
-}
-
 const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[values.length >> 1]!;
 
 try {
@@ -86,19 +63,14 @@ try {
     dirs.push(dir);
     const server = spawn(join(checkout, SCRIPT), [dir, API, 'bench', secret]);
     const { port } = await next<{ port: number }>(server);
-    const target: Target = {
-      name,
-      port,
-      tokenPath: '/token',
-      revokePath: '/revoke',
-      introspectPath: '/introspect',
-      authorization,
-      issueBody: clientCredentials.toString(),
-      poolBody: clientCredentials.toString(),
-    };
+    const target = revokdTarget(name, port, authorization, API);
     sides.set(name, target);
     if (op === 'refresh')
-      await ask(load, { type: 'chains', target, refreshTokens: await refreshTokens(port) });
+      await ask(load, {
+        type: 'chains',
+        target,
+        refreshTokens: await openSessions(port, authorization, API, clients),
+      });
     if (op === 'introspect') await ask(load, { type: 'prepare', target, op, count: 256 });
   }
   const rates = new Map<string, number[]>([...sides.keys()].map((name) => [name, []]));

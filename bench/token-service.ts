@@ -32,6 +32,7 @@ import pg from 'pg';
 import { migratePostgres } from '../packages/server/src/store/postgres/migrations.ts';
 import type { PostgresServer } from '../packages/server/test/support/postgres.ts';
 import { type Contender, type ContenderResult, sideBySide } from './lib/measure.ts';
+import { basicAuthorization, openSessions, revokdTarget } from './lib/revokd-client.ts';
 import { isMissing, postgresOrMissing } from './lib/services.ts';
 import { summarize } from './lib/stats.ts';
 import type { Answer, Message, Op, Target } from './lib/token-service-load.ts';
@@ -205,10 +206,6 @@ function micros(ms: number): string {
   return `${Math.round(ms * 1000)} µs`;
 }
 
-function basic(id: string, secret: string): string {
-  return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
-}
-
 export async function run({ mode, progress }: BenchOptions): Promise<BenchResult> {
   const windowMs = byMode(mode, { full: 700, quick: 400, smoke: 15 });
   const samples = byMode(mode, { full: 4, quick: 3, smoke: 1 });
@@ -289,19 +286,10 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
         ` (medians of ${probeCommits})`,
     );
 
-    const authorization = basic(CLIENT_ID, secret);
+    const authorization = basicAuthorization(CLIENT_ID, secret);
     const ccBody = (resource: string) =>
       new URLSearchParams({ grant_type: 'client_credentials', resource, scope: SCOPE }).toString();
-    const revokdAt = (name: string, port: number): Target => ({
-      name,
-      port,
-      tokenPath: '/token',
-      revokePath: '/revoke',
-      introspectPath: '/introspect',
-      authorization,
-      issueBody: ccBody(API),
-      poolBody: ccBody(API),
-    });
+    const revokdAt = (name: string, port: number) => revokdTarget(name, port, authorization, API);
     const targets = new Map<string, Target>([
       [REVOKD, revokdAt(REVOKD, revokdPort)],
       ...(clusterPort === undefined ? [] : [[CLUSTER, revokdAt(CLUSTER, clusterPort)] as const]),
@@ -346,28 +334,14 @@ export async function run({ mode, progress }: BenchOptions): Promise<BenchResult
     // Refresh chains, one per client: revokd sessions opened by token exchange (its login for trusted backends),
     // oidc-provider refresh tokens minted through its models (it has no login without an interactive one).
     const chains = Math.max(...CLIENTS);
-    const revokdRefresh = (port: number) =>
-      Promise.all(
-        Array.from({ length: chains }, async (_, i) => {
-          const response = await fetch(`http://127.0.0.1:${port}/token`, {
-            method: 'POST',
-            headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
-            body: new URLSearchParams({
-              grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-              subject_token: `user-${i}`,
-              subject_token_type: 'urn:revokd:params:oauth:token-type:subject',
-              resource: API,
-            }),
-          });
-          const body = (await response.json()) as { refresh_token?: string };
-          if (typeof body.refresh_token !== 'string')
-            throw new Error(`revokd login: ${JSON.stringify(body)}`);
-          return body.refresh_token;
-        }),
-      );
     for (const name of [REVOKD, CLUSTER]) {
       const target = targets.get(name);
-      if (target) await ask({ type: 'chains', target, refreshTokens: await revokdRefresh(target.port) });
+      if (target)
+        await ask({
+          type: 'chains',
+          target,
+          refreshTokens: await openSessions(target.port, authorization, API, chains),
+        });
     }
     for (const [name, child] of oidcServers) {
       const seeded = await child.next<{ refreshTokens?: string[]; error?: string }>({ seed: chains });
