@@ -391,8 +391,10 @@ describe('SqliteStore', () => {
     const checkpointer = new Checkpointer({ path, db, intervalMs: 10, maxWalFrames: 200 });
     t.after(() => checkpointer.close());
     assert.equal(Object.values(db.prepare('PRAGMA wal_autocheckpoint').get()!)[0], 0);
-    await new Promise((resolve) => setTimeout(resolve, 500)); // the worker thread starts
     const insert = db.prepare('INSERT INTO filler VALUES (?)');
+    insert.run('first');
+    checkpointer.committed();
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the first checkpoint starts the worker thread
     let maxWalBytes = 0;
     for (let i = 0; i < 1500; i++) {
       db.exec('BEGIN');

@@ -25,41 +25,32 @@ export interface CheckpointerOptions {
  * lasts. Once it holds `maxWalFrames` frames, the next commit is followed by a checkpoint on the store's own
  * connection, which copies only what the worker has not (little) but lets the next write start the WAL over.
  * If the worker fails, the connection gets SQLite's auto-checkpoint back: slower, never wrong.
+ *
+ * The worker starts with the first checkpoint, `intervalMs` after the first commit: a process that writes little
+ * and leaves (a CLI command) never starts one, and its connection checkpoints as SQLite does when it closes.
  */
 export class Checkpointer {
-  readonly #worker: Worker;
+  readonly #path: string;
   readonly #db: DatabaseSync;
+  /** Started by the first checkpoint. */
+  #worker: Worker | undefined;
+  #exited: Promise<void> = Promise.resolve();
   readonly #intervalMs: number;
   readonly #maxWalFrames: number;
   #running = false;
-  #lastStartedMs = Number.NEGATIVE_INFINITY;
+  /** When the last checkpoint started; before the first, when the first commit came. */
+  #lastStartedMs: number | undefined;
   #pending = false;
   #walFrames = 0;
   #closed = false;
-  readonly #exited: Promise<void>;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(options: CheckpointerOptions) {
+    this.#path = options.path;
     this.#db = options.db;
     this.#db.exec('PRAGMA wal_autocheckpoint = 0');
     this.#intervalMs = options.intervalMs ?? 200;
     this.#maxWalFrames = options.maxWalFrames ?? 4000;
-    this.#worker = new Worker(new URL('./checkpoint-worker.ts', import.meta.url), {
-      workerData: { path: options.path },
-    });
-    // An idle worker must not keep the process alive (the CLI exits when its command is done).
-    this.#worker.unref();
-    this.#worker.on('message', (result: CheckpointResult) => this.#done(result));
-    this.#worker.on('error', () => {
-      if (this.#closed) return;
-      this.#closed = true;
-      try {
-        this.#db.exec('PRAGMA wal_autocheckpoint = 1000');
-      } catch {
-        // The store's connection is closed already: nothing left to checkpoint.
-      }
-    });
-    this.#exited = new Promise((resolve) => this.#worker.once('exit', () => resolve()));
   }
 
   /** After each commit of the store's connection. */
@@ -81,18 +72,39 @@ export class Checkpointer {
   /** Waits for a checkpoint under way, then ends the worker and its connection. */
   async close(): Promise<void> {
     if (this.#timer) clearTimeout(this.#timer);
-    this.#worker.ref(); // the process waits for the worker's connection to close
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#worker.postMessage('close');
-    } else {
-      void this.#worker.terminate();
+    const worker = this.#worker;
+    if (worker) {
+      worker.ref(); // the process waits for the worker's connection to close
+      if (!this.#closed) worker.postMessage('close');
+      else void worker.terminate();
     }
+    this.#closed = true;
     await this.#exited;
+  }
+
+  #start(): Worker {
+    const worker = new Worker(new URL('./checkpoint-worker.ts', import.meta.url), {
+      workerData: { path: this.#path },
+    });
+    // An idle worker must not keep the process alive.
+    worker.unref();
+    worker.on('message', (result: CheckpointResult) => this.#done(result));
+    worker.on('error', () => {
+      if (this.#closed) return;
+      this.#closed = true;
+      try {
+        this.#db.exec('PRAGMA wal_autocheckpoint = 1000');
+      } catch {
+        // The store's connection is closed already: nothing left to checkpoint.
+      }
+    });
+    this.#exited = new Promise((resolve) => worker.once('exit', () => resolve()));
+    return worker;
   }
 
   #schedule(): void {
     if (this.#running || this.#timer || !this.#pending) return;
+    this.#lastStartedMs ??= performance.now();
     const waitMs = this.#lastStartedMs + this.#intervalMs - performance.now();
     if (waitMs > 0) {
       this.#timer = setTimeout(() => {
@@ -105,6 +117,7 @@ export class Checkpointer {
     this.#pending = false;
     this.#running = true;
     this.#lastStartedMs = performance.now();
+    this.#worker ??= this.#start();
     this.#worker.postMessage('checkpoint');
   }
 
